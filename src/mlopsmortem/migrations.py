@@ -1,0 +1,239 @@
+"""Numbered schema migrations. Append new ones; never edit one that has shipped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[int, str, Migration]] = []
+
+
+def migration(number: int, name: str) -> Callable[[Migration], Migration]:
+    def register(fn: Migration) -> Migration:
+        MIGRATIONS.append((number, name, fn))
+        return fn
+
+    return register
+
+
+@migration(1, "lists: sources, stories, provenance, runs")
+def m001_lists(db: sqlite_utils.Database) -> None:
+    db["sources"].create(
+        {
+            "id": int,
+            "name": str,
+            "location": str,  # http(s) URL or local path
+            "format": str,
+            "last_read": str,
+            "etag": str,
+            "last_modified": str,
+            "content_hash": str,
+            "status": str,  # ok | error
+            "error": str,
+        },
+        pk="id",
+    )
+    db["sources"].create_index(["location"], unique=True)
+    db["stories"].create(
+        {
+            "id": str,  # stable hash of canonical_url
+            "url": str,  # as the list wrote it (first seen)
+            "canonical_url": str,
+            "archive_url": str,
+            "category": str,  # "failure story" | "resource"
+            "title": str,
+            "publisher": str,
+            "kind": str,
+            "year": int,
+            "summary": str,
+            "components": str,  # JSON array, filled by tagging
+            "impacts": str,  # JSON array, filled by tagging
+            "first_seen": str,
+            "last_seen": str,
+            "removed_at": str,
+        },
+        pk="id",
+    )
+    db["story_sources"].create(
+        {
+            "id": int,
+            "story_id": str,
+            "source_id": int,
+            "occurrence": int,  # n-th appearance of this story in this source (0-based)
+            "line": int,
+            "section": str,
+            "list_url": str,  # the URL exactly as written in the list
+            "list_title": str,
+            "list_involved": str,  # JSON array, exactly as written
+            "list_impact": str,  # JSON array, exactly as written
+            "list_text": str,  # the entry's own text
+            "first_seen": str,
+            "last_seen": str,
+            "removed_at": str,
+        },
+        pk="id",
+        foreign_keys=[("story_id", "stories", "id"), ("source_id", "sources", "id")],
+    )
+    db["story_sources"].create_index(["source_id", "story_id", "occurrence"], unique=True)
+    db["story_sources"].create_index(["story_id"])
+    db["story_source_history"].create(
+        {
+            "id": int,
+            "story_source_id": int,
+            "changed_at": str,
+            "list_title": str,
+            "list_involved": str,
+            "list_impact": str,
+            "list_text": str,
+        },
+        pk="id",
+        foreign_keys=[("story_source_id", "story_sources", "id")],
+    )
+    db["candidate_sources"].create(
+        {
+            "url": str,
+            "source_id": int,
+            "line": int,
+            "section": str,
+            "label": str,
+            "first_seen": str,
+            "last_seen": str,
+        },
+        pk=("source_id", "url"),
+        foreign_keys=[("source_id", "sources", "id")],
+    )
+    db["runs"].create(
+        {
+            "id": int,
+            "command": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # running | ok | partial | failed
+            "duration_s": float,
+            "counts": str,  # JSON
+            "report": str,  # JSON
+            "error": str,
+        },
+        pk="id",
+    )
+
+
+@migration(2, "crawl: pages, page history, documents")
+def m002_pages(db: sqlite_utils.Database) -> None:
+    db["pages"].create(
+        {
+            "story_id": str,
+            "url": str,  # the URL requested (canonical story URL)
+            "final_url": str,
+            "archive_url": str,  # snapshot used when the page is dead
+            "status_code": int,
+            "content_type": str,
+            "etag": str,
+            "last_modified": str,
+            "fetched_at": str,
+            "content_hash": str,
+            "body": bytes,  # zlib-compressed raw body
+            "body_size": int,
+            "truncated": int,
+            "link_status": str,  # live|redirected|dead|archived|blocked|refused|error
+            "error_kind": str,
+            "error_message": str,
+            "changed_at": str,
+            "dead_since": str,
+        },
+        pk="story_id",
+        foreign_keys=[("story_id", "stories", "id")],
+    )
+    db["page_history"].create(
+        {
+            "id": int,
+            "story_id": str,
+            "content_hash": str,
+            "text_hash": str,
+            "link_status": str,
+            "fetched_at": str,
+            "replaced_at": str,
+        },
+        pk="id",
+        foreign_keys=[("story_id", "stories", "id")],
+    )
+    db["page_history"].create_index(["story_id"])
+    db["documents"].create(
+        {
+            "story_id": str,
+            "title": str,
+            "author": str,
+            "date": str,
+            "sitename": str,
+            "language": str,
+            "text": str,
+            "word_count": int,
+            "text_hash": str,
+            "content_hash": str,  # of the page body the text came from
+            "extractor": str,
+            "extractor_version": str,
+            "no_text_reason": str,
+            "extracted_at": str,
+        },
+        pk="story_id",
+        foreign_keys=[("story_id", "stories", "id")],
+    )
+
+
+@migration(3, "search: passages, models, embeddings, full-text index")
+def m003_passages(db: sqlite_utils.Database) -> None:
+    db["passages"].create(
+        {
+            "id": int,
+            "story_id": str,
+            "seq": int,  # 0 is the card passage
+            "kind": str,  # card | text
+            "text": str,
+            "start": int,
+            "end": int,
+            "text_hash": str,
+        },
+        pk="id",
+        foreign_keys=[("story_id", "stories", "id")],
+    )
+    db["passages"].create_index(["story_id", "seq"], unique=True)
+    db["embedding_models"].create(
+        {"name": str, "dimension": int, "created_at": str},
+        pk="name",
+    )
+    db["embeddings"].create(
+        {"passage_id": int, "model": str, "text_hash": str, "vector": bytes},
+        pk=("passage_id", "model"),
+        foreign_keys=[("passage_id", "passages", "id"), ("model", "embedding_models", "name")],
+    )
+    # rowid = passages.id; a plain FTS5 table (this SQLite predates contentless_delete),
+    # kept in sync by the code that writes passages.
+    db.execute(
+        "CREATE VIRTUAL TABLE passages_fts USING fts5(text, title, tokenize='porter unicode61')"
+    )
+
+
+@migration(4, "tagging: tags and taxonomy state")
+def m004_tags(db: sqlite_utils.Database) -> None:
+    db["tags"].create(
+        {
+            "id": int,
+            "story_id": str,
+            "kind": str,  # component | impact
+            "tag": str,
+            "method": str,  # list | rule | semantic
+            "free": int,  # 1 when a list item matched no canonical tag
+            "original": str,  # the list's own text, when method = list
+            "confidence": float,
+            "evidence": str,
+            "passage_id": int,
+            "taxonomy_version": str,
+        },
+        pk="id",
+        foreign_keys=[("story_id", "stories", "id")],
+    )
+    db["tags"].create_index(["story_id"])
+    db["tags"].create_index(["kind", "tag"])
+    db["meta"].create({"key": str, "value": str}, pk="key")
