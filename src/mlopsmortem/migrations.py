@@ -65,6 +65,14 @@ def m001_lists(db: sqlite_utils.Database) -> None:
             "line": int,
             "section": str,
             "list_url": str,  # the URL exactly as written in the list
+            "archive_url": str,
+            "category": str,
+            "title": str,  # parsed from the entry
+            "publisher": str,
+            "kind": str,
+            "year": int,
+            "summary": str,
+            "tag": str,  # a resource list's *tag*
             "list_title": str,
             "list_involved": str,  # JSON array, exactly as written
             "list_impact": str,  # JSON array, exactly as written
@@ -87,6 +95,8 @@ def m001_lists(db: sqlite_utils.Database) -> None:
             "list_involved": str,
             "list_impact": str,
             "list_text": str,
+            "section": str,
+            "line": int,
         },
         pk="id",
         foreign_keys=[("story_source_id", "story_sources", "id")],
