@@ -60,14 +60,23 @@ def cli() -> None:
 @cli.command()
 @click.argument("sources", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--sources-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A sources.toml naming the default lists (default: data/sources.toml).",
+)
 @common_options
-def ingest(settings: Settings, sources: tuple[str, ...], as_json: bool) -> None:
+def ingest(
+    settings: Settings, sources: tuple[str, ...], as_json: bool, sources_file: Path | None
+) -> None:
     """Read failure-story lists into stories.
 
     SOURCES are URLs, files or names from data/sources.toml; none means all defaults.
     """
     from mlopsmortem.pipeline import run_ingest
 
+    if sources_file:
+        settings = settings.with_(sources_path=sources_file)
     report = run_ingest(settings, sources, on_problem=lambda p: click.echo(p, err=True))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

@@ -48,7 +48,7 @@ class IngestRun:
 
 def resolve_sources(settings: Settings, arguments: Sequence[str]) -> list[SourceSpec]:
     """Command-line SOURCE arguments, or every default source when there are none."""
-    configured = load_source_specs(settings.sources_file) if settings.sources_file.exists() else []
+    configured = load_source_specs(settings.sources_file)
     if not arguments:
         return configured
     return [spec_from_argument(arg, configured) for arg in arguments]

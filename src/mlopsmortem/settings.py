@@ -45,6 +45,7 @@ class Settings:
     quiet: bool = False
     data_dir: Path = field(default_factory=_find_data_dir)
     plugins_dir: Path = field(default_factory=_find_plugins_dir)
+    sources_path: Path | None = None  # default: data/sources.toml
 
     # transport
     user_agent: str = field(default_factory=default_user_agent)
@@ -73,7 +74,7 @@ class Settings:
 
     @property
     def sources_file(self) -> Path:
-        return self.data_dir / "sources.toml"
+        return self.sources_path or self.data_dir / "sources.toml"
 
     @property
     def taxonomy_file(self) -> Path:

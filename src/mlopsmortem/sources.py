@@ -251,7 +251,7 @@ def normalise_kind(raw: str | None, url: str = "") -> str | None:
     if "paper" in text:
         return "paper"
     if re.search(
-        r"kubecon|conference|\bconf\b|meetup|summit|\bdays?\b|talk|slides|webinar|youtube|video",
+        r"kubecon|conference|\bconf\b|meetup|summit|days\b|talk|slides|webinar|youtube|video",
         text,
     ) or re.search(r"youtube\.com|youtu\.be|vimeo\.com", url):
         return "talk"
