@@ -16,7 +16,7 @@ import click
 
 from mlopsmortem import __version__
 from mlopsmortem.errors import MlopsmortemError
-from mlopsmortem.settings import Settings, default_db_path
+from mlopsmortem.settings import Settings, default_db_path, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +87,151 @@ def ingest(
         click.echo(f"error: {failed.error}", err=True)
     if report.ingest.failed:
         sys.exit(EXIT_SOURCES_FAILED)
+
+
+def fetch_options(fn: F) -> F:
+    """Transport options shared by `fetch` and `crawl`; they refine the Settings."""
+
+    @click.option("--concurrency", type=click.IntRange(1, 256), help="Requests at once (8).")
+    @click.option("--delay", type=click.FloatRange(0), help="Seconds between requests per host.")
+    @click.option("--max-age", help="Skip pages fetched more recently than this (30m, 12h, 7d).")
+    @click.option("--force", is_flag=True, help="Fetch every page, unconditionally.")
+    @click.option(
+        "--allow-host",
+        "allow_hosts",
+        multiple=True,
+        help="Admit this host even on a private or loopback address (repeatable).",
+    )
+    @click.option("--only", multiple=True, metavar="STORY_ID", help="Only these stories.")
+    @click.option("--wayback-api", hidden=True, help="Wayback availability API base URL.")
+    @functools.wraps(fn)
+    def wrapper(
+        settings: Settings,
+        *args: Any,
+        concurrency: int | None,
+        delay: float | None,
+        max_age: str | None,
+        force: bool,
+        allow_hosts: tuple[str, ...],
+        wayback_api: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        changes: dict[str, object] = {"force": force}
+        if concurrency is not None:
+            changes["concurrency"] = concurrency
+        if delay is not None:
+            changes["delay"] = delay
+        if max_age is not None:
+            try:
+                changes["max_age"] = parse_duration(max_age)
+            except ValueError as err:
+                raise click.BadParameter(str(err), param_hint="--max-age") from err
+        if allow_hosts:
+            changes["allow_hosts"] = frozenset(h.lower() for h in allow_hosts)
+        if wayback_api:
+            changes["wayback_api"] = wayback_api
+        return fn(settings.with_(**changes), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@cli.command()
+@fetch_options
+@common_options
+def fetch(settings: Settings, only: tuple[str, ...]) -> None:
+    """Fetch the stories' pages and extract their text."""
+    from mlopsmortem.pipeline import run_fetch
+
+    result = run_fetch(settings, only)
+    for line in result.summary_lines():
+        echo(settings, line)
+
+
+@cli.command()
+@click.argument("sources", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the change report as JSON.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the change report as markdown to this file.",
+)
+@fetch_options
+@common_options
+def crawl(
+    settings: Settings,
+    sources: tuple[str, ...],
+    as_json: bool,
+    report_path: Path | None,
+    only: tuple[str, ...],
+) -> None:
+    """Ingest the lists, fetch pages, then tag and embed: the one command for cron.
+
+    Exit code 0 when the crawl completed (dead links included), 2 when some source
+    lists could not be read, 1 on failure.
+    """
+    from mlopsmortem.pipeline import run_crawl
+
+    result = run_crawl(settings, sources, only=only, on_problem=lambda p: click.echo(p, err=True))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        for line in result.summary_lines():
+            echo(settings, line)
+    if report_path:
+        from mlopsmortem.reports import crawl_report_markdown
+
+        report_path.write_text(crawl_report_markdown(result), encoding="utf-8")
+    for failed in result.ingest.failed:
+        click.echo(f"error: {failed.error}", err=True)
+    if result.sources_failed:
+        sys.exit(EXIT_SOURCES_FAILED)
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Re-extract every stored page.")
+@common_options
+def extract(settings: Settings, everything: bool) -> None:
+    """Re-extract text from stored responses, offline."""
+    from mlopsmortem.pipeline import run_extract
+
+    report = run_extract(settings, everything)
+    echo(
+        settings,
+        f"extracted {report.extracted} ({report.no_text} without text), "
+        f"{report.unchanged} already current",
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8001, show_default=True, type=int)
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser on the search page.")
+@common_options
+def serve(settings: Settings, host: str, port: int, open_browser: bool) -> None:
+    """Publish the knowledge base with Datasette and the similarity-search plugin."""
+    from mlopsmortem.serve import serve as serve_datasette
+
+    serve_datasette(settings, host=host, port=port, open_browser=open_browser)
+
+
+@cli.command()
+@click.option("--site-port", default=8017, show_default=True, type=int, help="Demo site port.")
+@click.option("--port", default=8001, show_default=True, type=int, help="Datasette port.")
+@click.option("--no-serve", is_flag=True, help="Build the demo knowledge base, then stop.")
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser on the search page.")
+@common_options
+def demo(settings: Settings, site_port: int, port: int, no_serve: bool, open_browser: bool) -> None:
+    """Serve the bundled fictional sample site on 127.0.0.1, crawl it, and publish the result."""
+    from mlopsmortem.pipeline import demo_session
+    from mlopsmortem.serve import serve as serve_datasette
+
+    with demo_session(settings, site_port=site_port) as (result, site):
+        echo(settings, f"demo site: {site.base_url}")
+        for line in result.summary_lines():
+            echo(settings, line)
+        if not no_serve:
+            serve_datasette(settings, host="127.0.0.1", port=port, open_browser=open_browser)
 
 
 def main() -> None:

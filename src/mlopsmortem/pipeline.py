@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import sqlite_utils
+
+from mlopsmortem.crawl import (
+    CrawlReport,
+    ExtractReport,
+    crawl_lock,
+    extract_stored,
+    fetch_stories,
+)
 from mlopsmortem.db import open_db
+from mlopsmortem.demo import DEMO_BASE, DEMO_HOST, RunningSite, demo_list_text, serve_site
 from mlopsmortem.ingest import (
     IngestReport,
     SourceSpec,
@@ -13,6 +25,7 @@ from mlopsmortem.ingest import (
     load_source_specs,
     spec_from_argument,
 )
+from mlopsmortem.progress import progress_bar
 from mlopsmortem.runs import record_run
 from mlopsmortem.settings import Settings
 
@@ -68,3 +81,158 @@ def run_ingest(
         run.report = {"sources": [asdict(s) for s in report.sources]}
         run.status = "partial" if report.failed else "ok"
     return IngestRun(report, run.id)
+
+
+@dataclass
+class FetchRun:
+    crawl: CrawlReport
+    run_id: int
+
+    def summary_lines(self) -> list[str]:
+        c = self.crawl.counts()
+        return [
+            f"pages: {c['pages']} due, {c['skipped_fresh']} fresh"
+            + (" (resumed an interrupted run)" if self.crawl.resumed else ""),
+            f"changed {c['changed']}, unchanged {c['unchanged'] + c['not_modified']} "
+            f"({c['not_modified']} not modified), newly dead {c['newly_dead']}, "
+            f"recovered {c['recovered']}, archived {c['archived']}, refused {c['refused']}, "
+            f"blocked {c['blocked']}, errors {c['errors']}",
+        ]
+
+
+_ERROR_OUTCOMES = frozenset({"error", "refused", "blocked", "dead"})
+
+
+def _fetch_with_progress(
+    db: sqlite_utils.Database, settings: Settings, only: Sequence[str], run_id: int
+) -> CrawlReport:
+    with progress_bar("fetching", quiet=settings.quiet) as bar:
+        return fetch_stories(
+            db,
+            settings,
+            only=only,
+            run_id=run_id,
+            on_start=bar.start,
+            on_page=lambda _sid, outcome: bar.advance(error=outcome in _ERROR_OUTCOMES),
+        )
+
+
+def run_fetch(settings: Settings, only: Sequence[str] = ()) -> FetchRun:
+    db = open_db(settings.db_path)
+    with crawl_lock(settings.db_path), record_run(db, "fetch") as run:
+        report = _fetch_with_progress(db, settings, only, run.id)
+        run.counts = report.counts()
+        run.report = asdict(report)
+    return FetchRun(report, run.id)
+
+
+def run_extract(settings: Settings, everything: bool) -> ExtractReport:
+    db = open_db(settings.db_path)
+    with crawl_lock(settings.db_path), record_run(db, "extract") as run:
+        with progress_bar("extracting", quiet=settings.quiet) as bar:
+            total = db["pages"].count_where("body IS NOT NULL")
+            bar.start(total)
+            report = extract_stored(
+                db, everything=everything, on_page=lambda _sid, _outcome: bar.advance()
+            )
+        run.counts = asdict(report)
+    return report
+
+
+@dataclass
+class CrawlRun:
+    """The change report of one scheduled crawl: every stage's counts."""
+
+    ingest: IngestReport
+    crawl: CrawlReport
+    run_id: int
+    stages: dict[str, dict[str, object]]
+
+    @property
+    def sources_failed(self) -> bool:
+        return bool(self.ingest.failed)
+
+    def as_dict(self) -> dict[str, object]:
+        c = self.crawl.counts()
+        return {
+            "run_id": self.run_id,
+            "new_stories": len(self.ingest.new_story_ids),
+            "changed_pages": c["changed"],
+            "unchanged": c["unchanged"] + c["not_modified"],
+            "newly_dead": c["newly_dead"],
+            "recovered": c["recovered"],
+            "archived": c["archived"],
+            "refused": c["refused"],
+            "blocked": c["blocked"],
+            "errors": c["errors"],
+            "sources": [asdict(s) for s in self.ingest.sources],
+            "stages": self.stages,
+            "story_ids": {
+                "new": self.ingest.new_story_ids,
+                "changed": self.crawl.changed,
+                "newly_dead": self.crawl.newly_dead,
+                "recovered": self.crawl.recovered,
+                "refused": self.crawl.refused,
+                "errors": self.crawl.errors,
+            },
+        }
+
+    def summary_lines(self) -> list[str]:
+        d = self.as_dict()
+        lines = IngestRun(self.ingest, self.run_id).summary_lines()
+        lines += FetchRun(self.crawl, self.run_id).summary_lines()
+        for stage, counts in self.stages.items():
+            lines.append(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        lines.append(
+            f"change report: {d['new_stories']} new stories, {d['changed_pages']} changed pages, "
+            f"{d['unchanged']} unchanged, {d['newly_dead']} newly dead, {d['recovered']} "
+            f"recovered, {d['refused']} refused, {d['errors']} errors"
+        )
+        return lines
+
+
+def run_crawl(
+    settings: Settings,
+    arguments: Sequence[str],
+    *,
+    only: Sequence[str] = (),
+    on_problem: Callable[[str], None] | None = None,
+) -> CrawlRun:
+    """Ingest the lists, fetch the pages, then every later stage: the command for cron."""
+    db = open_db(settings.db_path)
+    specs = resolve_sources(settings, arguments)
+    with crawl_lock(settings.db_path), record_run(db, "crawl") as run:
+        ingest = ingest_sources(db, specs, settings, on_problem=on_problem)
+        crawl = _fetch_with_progress(db, settings, only, run.id)
+        stages = run_later_stages(db, settings)
+        result = CrawlRun(ingest, crawl, run.id, stages)
+        report = result.as_dict()
+        run.counts = {k: v for k, v in report.items() if isinstance(v, int) and k != "run_id"}
+        run.report = report
+        run.status = "partial" if ingest.failed else "ok"
+    return result
+
+
+def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str, dict[str, object]]:
+    """Stages after fetching, in order; each is incremental, so an unchanged crawl is cheap."""
+    return {}
+
+
+@contextmanager
+def demo_session(settings: Settings, *, site_port: int) -> Iterator[tuple[CrawlRun, RunningSite]]:
+    """Serve the bundled sample site on 127.0.0.1 and crawl it end to end.
+
+    The site stays up inside the block, so the stories' original links keep working while
+    Datasette shows the result.
+    """
+    with serve_site(settings.demo_dir / "site", site_port) as site:
+        list_path = settings.demo_dir / "list.md"
+        if site.base_url != DEMO_BASE:
+            list_path = Path(f"{settings.db_path}.demo-list.md")
+            list_path.write_text(demo_list_text(settings.demo_dir / "list.md", site.base_url))
+        demo_settings = settings.with_(
+            allow_hosts=settings.allow_hosts | {DEMO_HOST},
+            wayback_api=site.wayback_api,
+            delay=0.0,  # our own local server: no need to be polite to it
+        )
+        yield run_crawl(demo_settings, [str(list_path)]), site

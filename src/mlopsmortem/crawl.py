@@ -1,0 +1,504 @@
+"""Choosing, scheduling and storing page fetches: the navigation half of crawling.
+
+The transport (`fetch.py`) knows HTTP; this module knows stories. It decides which pages to
+fetch, stores each response in its own transaction, keeps page history, follows dead links to
+an archived copy, extracts text, and reports what changed. A crawl killed at any point resumes:
+pages stored by the interrupted run are not fetched again, and nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from mlopsmortem.db import utcnow
+from mlopsmortem.errors import FetchError, LockedError, RefusedURL, RobotsBlocked
+from mlopsmortem.extract import EXTRACTOR_VERSION, Document, extract_document
+from mlopsmortem.fetch import Fetcher, FetchResult
+from mlopsmortem.settings import Settings
+from mlopsmortem.urls import canonicalize
+
+LIVE, REDIRECTED, DEAD, ARCHIVED = "live", "redirected", "dead", "archived"
+BLOCKED, REFUSED, ERROR = "blocked", "refused", "error"
+ALIVE = frozenset({LIVE, REDIRECTED})
+GONE = frozenset({DEAD, ARCHIVED})
+DEAD_STATUS = frozenset({404, 410})
+
+ProgressCallback = Callable[[str, str], None]  # (story_id, outcome)
+
+
+@dataclass
+class CrawlReport:
+    """What a fetch run saw. Lists hold story ids so reports can name the stories."""
+
+    total: int = 0
+    fetched: int = 0
+    changed: list[str] = field(default_factory=list)  # text changed (or first text)
+    unchanged: int = 0
+    not_modified: int = 0
+    newly_dead: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    skipped_fresh: int = 0
+    resumed: bool = False
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "pages": self.total,
+            "fetched": self.fetched,
+            "changed": len(self.changed),
+            "unchanged": self.unchanged,
+            "not_modified": self.not_modified,
+            "newly_dead": len(self.newly_dead),
+            "recovered": len(self.recovered),
+            "archived": len(self.archived),
+            "refused": len(self.refused),
+            "blocked": len(self.blocked),
+            "errors": len(self.errors),
+            "skipped_fresh": self.skipped_fresh,
+        }
+
+
+@contextmanager
+def crawl_lock(db_path: Path) -> Iterator[None]:
+    """An exclusive lock beside the database; the OS drops it when the process dies."""
+    lock_path = Path(f"{db_path}.lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockedError(
+                f"another crawl is running on {db_path} ({holder}); try again when it ends"
+            ) from err
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def compress(body: bytes) -> bytes:
+    return zlib.compress(body, 6)
+
+
+def decompress(blob: bytes | None) -> bytes:
+    return zlib.decompress(blob) if blob else b""
+
+
+def content_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def interrupted_since(
+    db: sqlite_utils.Database, commands: Sequence[str], current_run: int | None
+) -> str | None:
+    """Start time of a fetching run that never finished (killed), to resume after it.
+
+    Only called while holding the crawl lock, so another `running` row belongs to a dead
+    process.
+    """
+    placeholders = ", ".join("?" for _ in commands)
+    row = next(
+        db.query(
+            f"SELECT id, started_at FROM runs WHERE status = 'running' AND id != ? "
+            f"AND command IN ({placeholders}) ORDER BY id DESC LIMIT 1",
+            [current_run or -1, *commands],
+        ),
+        None,
+    )
+    return row["started_at"] if row else None
+
+
+def mark_interrupted(db: sqlite_utils.Database, current_run: int | None) -> None:
+    with db.conn:
+        db.execute(
+            "UPDATE runs SET status = 'interrupted' WHERE status = 'running' AND id != ?",
+            [current_run or -1],
+        )
+
+
+def select_pages(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    only: Sequence[str] = (),
+    resume_after: str | None = None,
+) -> tuple[list[dict], int]:
+    """Stories whose page is due, and how many were skipped as fresh."""
+    sql = (
+        "SELECT s.id, s.url, s.canonical_url, s.archive_url, p.etag, p.last_modified, "
+        "p.fetched_at, p.link_status, p.content_hash, p.archive_url AS page_archive_url "
+        "FROM stories s LEFT JOIN pages p ON p.story_id = s.id WHERE s.removed_at IS NULL"
+    )
+    params: list[object] = []
+    if only:
+        sql += f" AND s.id IN ({', '.join('?' for _ in only)})"
+        params.extend(only)
+    rows = list(db.query(sql + " ORDER BY s.first_seen, s.id", params))
+    if only:
+        known = {r["id"] for r in rows}
+        missing = [sid for sid in only if sid not in known]
+        if missing:
+            from mlopsmortem.errors import NotFoundError
+
+            raise NotFoundError(f"no such story: {', '.join(missing)}")
+    if settings.force:
+        return rows, 0
+    cutoff = None
+    if settings.max_age is not None:
+        cutoff = (datetime.now(UTC) - timedelta(seconds=settings.max_age)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+    due = []
+    for row in rows:
+        fetched = row["fetched_at"]
+        if fetched and resume_after and fetched >= resume_after:
+            continue  # stored by the run that was interrupted
+        if fetched and cutoff and fetched >= cutoff:
+            continue
+        due.append(row)
+    return due, len(rows) - len(due)
+
+
+def _link_status_for(result: FetchResult, requested: str) -> str:
+    if result.redirects and canonicalize(result.final_url) != canonicalize(requested):
+        return REDIRECTED
+    return LIVE
+
+
+class PageStore:
+    """Writes one page's outcome in one transaction and classifies the change."""
+
+    def __init__(self, db: sqlite_utils.Database, report: CrawlReport) -> None:
+        self.db = db
+        self.report = report
+
+    def _previous(self, story_id: str) -> dict | None:
+        return next(self.db["pages"].rows_where("story_id = ?", [story_id]), None)
+
+    def _note_transition(self, story_id: str, before: str | None, after: str) -> None:
+        if after in GONE and before not in GONE:
+            self.report.newly_dead.append(story_id)
+        if after in ALIVE and before in GONE:
+            self.report.recovered.append(story_id)
+
+    def record_failure(self, row: dict, status: str, err: FetchError) -> None:
+        now = utcnow()
+        previous = self._previous(row["id"])
+        with self.db.conn:
+            update = {
+                "story_id": row["id"],
+                "url": row["canonical_url"],
+                "fetched_at": now,
+                "link_status": status,
+                "error_kind": err.kind,
+                "error_message": str(err),
+            }
+            if previous is None:
+                self.db["pages"].insert(update)
+            else:
+                self.db["pages"].update(row["id"], update)
+        self._note_transition(row["id"], previous and previous["link_status"], status)
+        {BLOCKED: self.report.blocked, REFUSED: self.report.refused}.get(
+            status, self.report.errors
+        ).append(row["id"])
+
+    def record_dead(self, row: dict, result: FetchResult | None, err: FetchError | None) -> None:
+        now = utcnow()
+        previous = self._previous(row["id"])
+        values = {
+            "story_id": row["id"],
+            "url": row["canonical_url"],
+            "final_url": result.final_url if result else None,
+            "status_code": result.status_code if result else None,
+            "fetched_at": now,
+            "link_status": DEAD,
+            "error_kind": err.kind if err else f"http_{result.status_code if result else ''}",
+            "error_message": str(err) if err else f"HTTP {result.status_code if result else ''}",
+        }
+        with self.db.conn:
+            if previous is None:
+                self.db["pages"].insert({**values, "dead_since": now})
+            else:
+                if previous["link_status"] not in GONE:
+                    values["dead_since"] = now
+                self.db["pages"].update(row["id"], values)
+        self._note_transition(row["id"], previous and previous["link_status"], DEAD)
+
+    def record_response(
+        self,
+        row: dict,
+        result: FetchResult,
+        document: Document | None,
+        *,
+        status: str,
+        archive_url: str | None = None,
+    ) -> bool:
+        """Store a 200 (or 304) response; True when the page's content changed."""
+        now = utcnow()
+        previous = self._previous(row["id"])
+        before = previous["link_status"] if previous else None
+        self.report.fetched += 1
+        if result.not_modified and previous is not None:
+            with self.db.conn:
+                self.db["pages"].update(
+                    row["id"],
+                    {"fetched_at": now, "link_status": status, "error_kind": None},
+                )
+            self.report.not_modified += 1
+            self._note_transition(row["id"], before, status)
+            return False
+        digest = content_hash(result.body)
+        changed = previous is None or previous["content_hash"] != digest
+        values = {
+            "story_id": row["id"],
+            "url": row["canonical_url"],
+            "final_url": result.final_url,
+            "archive_url": archive_url,
+            "status_code": result.status_code,
+            "content_type": result.content_type,
+            "etag": result.etag,
+            "last_modified": result.last_modified,
+            "fetched_at": now,
+            "link_status": status,
+            "error_kind": None,
+            "error_message": None,
+            "truncated": int(result.truncated),
+        }
+        if status == ARCHIVED and before not in GONE:
+            values["dead_since"] = now
+        if status in ALIVE:
+            values["dead_since"] = None
+        with self.db.conn:
+            if changed:
+                values.update(
+                    content_hash=digest,
+                    body=compress(result.body),
+                    body_size=len(result.body),
+                    changed_at=now,
+                )
+                if previous is not None and previous["content_hash"]:
+                    old_doc = next(
+                        self.db["documents"].rows_where("story_id = ?", [row["id"]]), None
+                    )
+                    self.db["page_history"].insert(
+                        {
+                            "story_id": row["id"],
+                            "content_hash": previous["content_hash"],
+                            "text_hash": old_doc["text_hash"] if old_doc else None,
+                            "link_status": previous["link_status"],
+                            "fetched_at": previous["fetched_at"],
+                            "replaced_at": now,
+                        }
+                    )
+                if document is not None:
+                    store_document(self.db, row["id"], digest, document)
+            if previous is None:
+                self.db["pages"].insert(values)
+            else:
+                self.db["pages"].update(row["id"], values)
+        self._note_transition(row["id"], before, status)
+        if changed:
+            self.report.changed.append(row["id"])
+        else:
+            self.report.unchanged += 1
+        if status == ARCHIVED:
+            self.report.archived.append(row["id"])
+        return changed
+
+
+def store_document(
+    db: sqlite_utils.Database, story_id: str, page_hash: str, document: Document
+) -> None:
+    db["documents"].upsert(
+        {
+            "story_id": story_id,
+            "title": document.title,
+            "author": document.author,
+            "date": document.date,
+            "sitename": document.sitename,
+            "language": document.language,
+            "text": document.text,
+            "word_count": document.word_count,
+            "text_hash": document.text_hash,
+            "content_hash": page_hash,
+            "extractor": document.extractor,
+            "extractor_version": document.extractor_version,
+            "no_text_reason": document.no_text_reason,
+            "extracted_at": utcnow(),
+        },
+        pk="story_id",
+    )
+
+
+async def _extract(result: FetchResult) -> Document:
+    # trafilatura and pypdf are CPU-bound: keep the event loop free for other downloads
+    return await asyncio.to_thread(
+        extract_document, result.body, result.content_type, result.final_url
+    )
+
+
+async def _fetch_archive(
+    fetcher: Fetcher, row: dict, store: PageStore, original: FetchResult | None
+) -> bool:
+    """Try the list's archive link, else the Wayback Machine. True when a copy was stored."""
+    if row["link_status"] == ARCHIVED and row["page_archive_url"]:
+        # already recovered from an archive; the live URL is still dead: nothing to redo
+        with store.db.conn:
+            store.db["pages"].update(row["id"], {"fetched_at": utcnow()})
+        store.report.unchanged += 1
+        return True
+    snapshot = row["archive_url"]
+    try:
+        if not snapshot:
+            snapshot = await fetcher.wayback_lookup(row["canonical_url"])
+        if not snapshot:
+            return False
+        result = await fetcher.fetch(snapshot)
+    except FetchError:
+        return False  # no copy to be had: the page stays recorded as dead
+    if result.status_code != 200 or not result.body:
+        return False
+    document = await _extract(result)
+    store.record_response(row, result, document, status=ARCHIVED, archive_url=snapshot)
+    return True
+
+
+async def crawl_page(fetcher: Fetcher, row: dict, store: PageStore, settings: Settings) -> str:
+    """Fetch one story's page and store the outcome; returns the link status."""
+    url = row["canonical_url"]
+    conditional = not settings.force and row["content_hash"] is not None
+    try:
+        result = await fetcher.fetch(
+            url,
+            etag=row["etag"] if conditional else None,
+            last_modified=row["last_modified"] if conditional else None,
+        )
+    except RefusedURL as err:
+        store.record_failure(row, REFUSED, err)
+        return REFUSED
+    except RobotsBlocked as err:
+        store.record_failure(row, BLOCKED, err)
+        return BLOCKED
+    except FetchError as err:
+        if err.kind == "dns":
+            store.record_dead(row, None, err)
+            return ARCHIVED if await _fetch_archive(fetcher, row, store, None) else DEAD
+        store.record_failure(row, ERROR, err)
+        return ERROR
+    if result.status_code in DEAD_STATUS:
+        store.record_dead(row, result, None)
+        return ARCHIVED if await _fetch_archive(fetcher, row, store, result) else DEAD
+    if result.not_modified:
+        status = row["link_status"] if row["link_status"] in ALIVE else LIVE
+        store.record_response(row, result, None, status=status)
+        return status
+    if result.status_code != 200:
+        store.record_failure(
+            row, ERROR, FetchError(f"http_{result.status_code}", f"HTTP {result.status_code}")
+        )
+        return ERROR
+    status = _link_status_for(result, url)
+    document = None
+    if row["content_hash"] != content_hash(result.body):
+        document = await _extract(result)
+    store.record_response(row, result, document, status=status)
+    return status
+
+
+async def crawl_pages(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    rows: list[dict],
+    report: CrawlReport,
+    *,
+    on_page: ProgressCallback | None = None,
+) -> CrawlReport:
+    store = PageStore(db, report)
+    async with Fetcher(settings) as fetcher:
+
+        async def one(row: dict) -> None:
+            outcome = await crawl_page(fetcher, row, store, settings)
+            if on_page:
+                on_page(row["id"], outcome)
+
+        # the Fetcher bounds concurrency globally and per host; tasks just queue on it
+        await asyncio.gather(*(one(row) for row in rows))
+    return report
+
+
+def fetch_stories(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    only: Sequence[str] = (),
+    run_id: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_page: ProgressCallback | None = None,
+) -> CrawlReport:
+    """Fetch every due page. Call while holding `crawl_lock`."""
+    resume_after = interrupted_since(db, ("fetch", "crawl"), run_id)
+    mark_interrupted(db, run_id)
+    rows, fresh = select_pages(db, settings, only=only, resume_after=resume_after)
+    report = CrawlReport(total=len(rows), skipped_fresh=fresh, resumed=resume_after is not None)
+    if on_start:
+        on_start(len(rows))
+    asyncio.run(crawl_pages(db, settings, rows, report, on_page=on_page))
+    return report
+
+
+@dataclass
+class ExtractReport:
+    extracted: int = 0
+    unchanged: int = 0
+    no_text: int = 0
+
+
+def extract_stored(
+    db: sqlite_utils.Database, *, everything: bool = False, on_page: ProgressCallback | None = None
+) -> ExtractReport:
+    """Re-extract stored bodies offline: all with `everything`, else the ones whose
+    extractor version or page content differ from their document."""
+    report = ExtractReport()
+    rows = db.query(
+        "SELECT p.story_id, p.body, p.content_type, p.final_url, p.content_hash, "
+        "d.extractor_version, d.content_hash AS doc_hash, d.text_hash "
+        "FROM pages p LEFT JOIN documents d ON d.story_id = p.story_id "
+        "WHERE p.body IS NOT NULL ORDER BY p.story_id"
+    )
+    for row in list(rows):
+        current = row["extractor_version"] is not None and row["extractor_version"].endswith(
+            EXTRACTOR_VERSION
+        )
+        if not everything and current and row["doc_hash"] == row["content_hash"]:
+            report.unchanged += 1
+            continue
+        document = extract_document(
+            decompress(row["body"]), row["content_type"], row["final_url"] or ""
+        )
+        with db.conn:
+            store_document(db, row["story_id"], row["content_hash"], document)
+        report.extracted += 1
+        if document.text is None:
+            report.no_text += 1
+        if on_page:
+            on_page(row["story_id"], "extracted")
+    return report
