@@ -294,7 +294,7 @@ class Fetcher:
         try:
             return str(httpx.URL(current).join(location))
         except httpx.InvalidURL as exc:
-            raise RefusedURL(f"{current}: invalid redirect target {location!r}") from exc
+            raise RefusedURL(f"refused redirect from {current} to invalid {location!r}") from exc
 
     # -- robots.txt --------------------------------------------------------------------
 
@@ -451,7 +451,7 @@ class Fetcher:
             ) as exc:
                 raise FetchError("network", f"{url}: {type(exc).__name__}: {exc}") from exc
             except httpx.UnsupportedProtocol as exc:
-                raise RefusedURL(f"{url}: {exc}") from exc
+                raise RefusedURL(f"refused {url}: {exc}") from exc
 
     @staticmethod
     async def _read(response: httpx.Response, max_bytes: int) -> _Exchange:

@@ -106,7 +106,7 @@ def _literal_ip(host: str) -> IPAddress | None:
         socket.inet_aton(bare)
     except (OSError, UnicodeError):
         return None
-    raise RefusedURL(f"host {host!r} is an IPv4 address in non-standard notation")
+    raise RefusedURL(f"refused host {host!r}: IPv4 address in non-standard notation")
 
 
 def _normalise_allow(allow_hosts: Iterable[str]) -> frozenset[str]:
@@ -115,23 +115,23 @@ def _normalise_allow(allow_hosts: Iterable[str]) -> frozenset[str]:
 
 def _check_address(host: str, ip: IPAddress, allowed: frozenset[str]) -> None:
     if is_link_local(ip):
-        raise RefusedURL(f"host {host!r}: {_effective(ip)} is link-local; never allowed")
+        raise RefusedURL(f"refused host {host!r}: {_effective(ip)} is link-local, never allowed")
     if host in allowed:
         return
     problem = address_problem(ip)
     if problem is not None:
-        raise RefusedURL(f"host {host!r}: {problem}; add the host to allow_hosts to permit it")
+        raise RefusedURL(f"refused host {host!r}: {problem}, not allowed unless in allow_hosts")
 
 
 def _parse(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise RefusedURL(f"invalid URL {url!r}: {exc}") from exc
+        raise RefusedURL(f"refused invalid URL {url!r}: {exc}") from exc
     if parsed.scheme not in ALLOWED_SCHEMES:
-        raise RefusedURL(f"scheme {parsed.scheme or '(none)'!r} not allowed in {url!r}")
+        raise RefusedURL(f"refused {url!r}: scheme {parsed.scheme or '(none)'!r} not allowed")
     if not parsed.raw_host:
-        raise RefusedURL(f"no host in {url!r}")
+        raise RefusedURL(f"refused {url!r}: no host")
     return parsed
 
 
@@ -170,7 +170,7 @@ async def resolve_host(host: str, port: int, allow_hosts: frozenset[str]) -> lis
     except socket.gaierror as exc:
         raise FetchError("dns", f"cannot resolve {host!r}: {exc.strerror or exc}") from exc
     except UnicodeError as exc:
-        raise RefusedURL(f"host {host!r} is not a valid DNS name: {exc}") from exc
+        raise RefusedURL(f"refused host {host!r}: not a valid DNS name ({exc})") from exc
     addresses: list[str] = []
     for family, _type, _proto, _canonname, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
@@ -240,7 +240,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise RefusedURL("unix sockets are never used by the crawler")
+        raise RefusedURL("refused: unix sockets are never used by the crawler")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
