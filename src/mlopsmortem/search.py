@@ -1,0 +1,929 @@
+"""The one search implementation: keyword (FTS5 bm25), semantic (exact cosine) and hybrid (RRF).
+
+Results are stories, each with the passage that matched best. Everything a caller (CLI, Datasette
+plugin) needs is in `StoryHit`, whose `to_dict()` is JSON-ready.
+
+Caches, all explicit and per process:
+
+* `vector_index(db_path, model)` (functools.lru_cache, at most 8 entries) returns the
+  `VectorIndex` for one database file and model: one contiguous float32 matrix of every current
+  passage embedding, rows grouped by story. It reloads only when the embeddings changed: each
+  call checks `PRAGMA data_version` (moves on other connections' commits) and
+  `conn.total_changes` (moves on this connection's writes); only when one moved does it look at
+  `count(*), max(rowid)` of `embeddings`, and it reloads only when those moved too (embed.py
+  gives every written embedding a new, higher rowid).
+* `embed_query` (functools.lru_cache, 1024 entries) keyed by (model, query text).
+* the model itself, via `embed.load_model`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import sqlite_utils
+
+from mlopsmortem.embed import decode_matrix, encode_texts, load_model, model_key
+from mlopsmortem.errors import NotFoundError, SearchError
+from mlopsmortem.settings import DEFAULT_MODEL, Settings
+
+Mode = Literal["hybrid", "semantic", "keyword"]
+MODES: tuple[str, ...] = ("hybrid", "semantic", "keyword")
+LINK_STATUSES: tuple[str, ...] = (
+    "live",
+    "redirected",
+    "dead",
+    "archived",
+    "blocked",
+    "refused",
+    "error",
+)
+SNIPPET_CHARS = 300
+MAX_QUERY_TERMS = 32
+EMPTY_DB_MESSAGE = (
+    "the knowledge base has no passages yet: run `mlopsmortem crawl` to fetch, extract and "
+    "index the stories first"
+)
+# Words that carry no topic; dropped from keyword queries (unless nothing else is left) so that
+# "how did we lose logs" ranks on "lose logs" and does not match every passage containing "we".
+STOPWORDS = frozenset(
+    "a an and are as at be but by did do does for from had has have how i in into is it its "
+    "of on or our so that the their then there these this to was we were what when where which "
+    "while who why will with you your".split()
+)
+_MARK_OPEN = "\ue000"  # private-use characters as highlight() markers
+_MARK_CLOSE = "\ue001"
+_WORD = re.compile(r"\S+")
+_HAS_TOKEN_CHAR = re.compile(r"[^\W_]")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Ranking knobs, fixed by bench/search.py measurements; exposed for experiments only."""
+
+    rrf_k: int = 60
+    title_weight: float = 2.0  # bm25 weight of the title column (text column: 1.0)
+    keyword_operator: Literal["OR", "AND"] = "OR"
+    fusion: Literal["story", "passage"] = "story"
+    passage_bonus: float = 0.0  # passage fusion: story = best + bonus * sum(other passages)
+    candidates: int = 100  # stories (or passages) taken from each mode before fusing
+    # keyword ranking: stories matching more of the query's words first, bm25 within a tier
+    coverage_first: bool = True
+    # hybrid: a keyword rank counts coverage ** coverage_power (coverage = share of query words
+    # matched); 0 turns that off
+    coverage_power: float = 3.0
+    similar_method: Literal["mean", "max"] = "mean"
+
+
+DEFAULT_TUNING = Tuning()
+
+
+@dataclass(frozen=True)
+class StoryHit:
+    """One story in a result list; `snippet_marked` is HTML-safe."""
+
+    id: str
+    url: str
+    title: str | None
+    publisher: str | None
+    year: int | None
+    kind: str | None
+    category: str | None
+    link_status: str | None
+    components: tuple[str, ...]
+    impacts: tuple[str, ...]
+    score: float
+    rank: int  # 1-based position in the full result list (offset included)
+    snippet: str
+    snippet_marked: str
+    highlights: tuple[tuple[int, int], ...]  # [start, end) offsets into snippet
+    passage_id: int | None
+    matched_by: Literal["keyword", "semantic", "both"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["components"] = list(self.components)
+        data["impacts"] = list(self.impacts)
+        data["highlights"] = [list(h) for h in self.highlights]
+        return data
+
+
+# --------------------------------------------------------------------------- query text
+
+
+def query_words(query: str) -> list[str]:
+    """The user's words that can match anything, deduplicated, stopwords dropped when possible."""
+    words: dict[str, str] = {}
+    for match in _WORD.finditer(query):
+        word = match.group()
+        if _HAS_TOKEN_CHAR.search(word) and word.lower() not in words:
+            words[word.lower()] = word
+    kept = [w for k, w in words.items() if k.strip("\"'.,;:!?()[]{}") not in STOPWORDS]
+    return (kept or list(words.values()))[:MAX_QUERY_TERMS]
+
+
+def fts_phrase(word: str) -> str:
+    """One user word as an FTS5 phrase: quoted, inner quotes doubled, so it is never syntax."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def fts_query(query: str, operator: Literal["OR", "AND"] = "OR") -> str | None:
+    """A safe FTS5 MATCH expression: every word quoted as a phrase, joined by OR (or AND).
+
+    Quoting turns FTS5 syntax (AND, NEAR(, *, column:, unbalanced quotes) into plain words; a
+    word such as `fluent-bit` becomes the phrase "fluent bit". None when no word is left."""
+    words = query_words(query)
+    if not words:
+        return None
+    return f" {operator} ".join(fts_phrase(w) for w in words)
+
+
+@lru_cache(maxsize=1024)
+def _embed_query_cached(model_name: str, text: str) -> np.ndarray:
+    vector = encode_texts(load_model(model_name), [text], batch_size=1)[0]
+    vector.setflags(write=False)
+    return vector
+
+
+def embed_query(text: str, model_name: str = DEFAULT_MODEL) -> np.ndarray:
+    """The normalised query vector, cached per process by (model, text); read-only."""
+    return _embed_query_cached(model_name, text)
+
+
+# --------------------------------------------------------------------------- vector index
+
+
+class IndexSnapshot:
+    """Immutable view of the embeddings of one model at one moment, rows grouped by story."""
+
+    def __init__(
+        self,
+        matrix: np.ndarray,
+        passage_ids: np.ndarray,
+        story_ids: tuple[str, ...],
+        starts: np.ndarray,
+    ) -> None:
+        self.matrix = matrix
+        self.passage_ids = passage_ids
+        self.story_ids = story_ids
+        self.starts = starts  # first row of each story; story i is rows starts[i]:ends[i]
+        self.ends = np.append(starts[1:], len(passage_ids)).astype(np.int64)
+        self.positions = {sid: i for i, sid in enumerate(story_ids)}
+        for array in (matrix, passage_ids, starts, self.ends):
+            array.setflags(write=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.passage_ids)
+
+    @cached_property
+    def story_means(self) -> np.ndarray:
+        """Per story, the normalised mean of its normalised passage vectors (stories x dim)."""
+        sums = np.add.reduceat(self.matrix, self.starts, axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return np.ascontiguousarray(sums / norms, dtype=np.float32)
+
+    def story_mask(self, story_ids: Iterable[str], *, exclude: bool = False) -> np.ndarray:
+        positions = [self.positions[s] for s in story_ids if s in self.positions]
+        mask = np.full(len(self.story_ids), exclude, dtype=bool)
+        mask[positions] = not exclude
+        return mask
+
+    def best_row(self, story: int, scores: np.ndarray) -> int:
+        start, end = self.starts[story], self.ends[story]
+        return int(start + np.argmax(scores[start:end]))
+
+
+EMPTY_SNAPSHOT = IndexSnapshot(
+    np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), (), np.zeros(0, np.int64)
+)
+
+
+class VectorIndex:
+    """The in-memory vectors of one model in one database, reloaded only when they change.
+
+    Thread-safe: `refresh` swaps in a new immutable snapshot under a lock."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.loads = 0  # how many times the vectors were read from the database
+        self._lock = threading.Lock()
+        self._snapshot: IndexSnapshot | None = None
+        self._conn: sqlite3.Connection | None = None  # the connection last checked with
+        self._data_version = -1
+        self._total_changes = -1
+        self._signature: tuple[int, int] | None = None
+
+    def refresh(self, conn: sqlite3.Connection) -> IndexSnapshot:
+        """The current snapshot, reloaded first if the embeddings changed since last time."""
+        with self._lock:
+            (data_version,) = conn.execute("PRAGMA data_version").fetchone()
+            total_changes = conn.total_changes
+            if (
+                self._snapshot is not None
+                and conn is self._conn
+                and data_version == self._data_version
+                and total_changes == self._total_changes
+            ):
+                return self._snapshot
+            signature = tuple(
+                conn.execute("SELECT count(*), coalesce(max(rowid), 0) FROM embeddings").fetchone()
+            )
+            self._conn, self._data_version, self._total_changes = conn, data_version, total_changes
+            if self._snapshot is None or signature != self._signature:
+                self._snapshot = self._load(conn)
+                self._signature = signature  # type: ignore[assignment]
+                self.loads += 1
+            return self._snapshot
+
+    def _load(self, conn: sqlite3.Connection) -> IndexSnapshot:
+        rows = conn.execute(
+            "SELECT e.passage_id, p.story_id, e.vector FROM embeddings e"
+            " JOIN passages p ON p.id = e.passage_id"
+            " WHERE e.model = ? AND e.text_hash = p.text_hash ORDER BY p.story_id, p.seq",
+            [self.model],
+        ).fetchall()
+        if not rows:
+            return EMPTY_SNAPSHOT
+        dimension = len(rows[0][2]) // 4
+        matrix = decode_matrix([r[2] for r in rows], dimension)
+        passage_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        story_ids: list[str] = []
+        starts: list[int] = []
+        for i, row in enumerate(rows):
+            if not story_ids or row[1] != story_ids[-1]:
+                story_ids.append(row[1])
+                starts.append(i)
+        return IndexSnapshot(matrix, passage_ids, tuple(story_ids), np.array(starts, np.int64))
+
+
+@lru_cache(maxsize=8)
+def _cached_index(db_path: str, model: str) -> VectorIndex:
+    return VectorIndex(model)
+
+
+def database_path(conn: sqlite3.Connection) -> str:
+    """The main database file of a connection ('' for an in-memory database)."""
+    for _, name, path in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return os.path.realpath(path) if path else ""
+    return ""
+
+
+def vector_index(db: sqlite_utils.Database, model: str) -> VectorIndex:
+    """The process-wide VectorIndex of (database file, model); a fresh one for :memory:."""
+    path = database_path(db.conn)
+    return _cached_index(path, model_key(model)) if path else VectorIndex(model_key(model))
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def _as_tuple(values: str | Iterable[str] | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = (values,)
+    return tuple(v.strip() for v in values if v is not None and v.strip())
+
+
+_JSON_ARRAY = "CASE WHEN json_valid({col}) THEN {col} ELSE '[]' END"
+
+
+def _canonical(kind: str, requested: Sequence[str], valid: Iterable[str]) -> list[str]:
+    by_lower = {v.lower(): v for v in valid if v}
+    unknown = [r for r in requested if r.lower() not in by_lower]
+    if unknown:
+        choices = ", ".join(sorted(by_lower.values(), key=str.lower)) or "(none yet)"
+        names = ", ".join(repr(u) for u in unknown)
+        raise SearchError(f"unknown {kind} {names}; valid values: {choices}")
+    return [by_lower[r.lower()] for r in requested]
+
+
+def story_filter_sql(
+    conn: sqlite3.Connection,
+    *,
+    components: str | Iterable[str] = (),
+    impacts: str | Iterable[str] = (),
+    since: int | None = None,
+    sources: str | Iterable[str] = (),
+    link_status: str | Iterable[str] = (),
+) -> tuple[str, list[Any]]:
+    """A WHERE condition on `stories s` for live stories passing every filter, with params.
+
+    Every requested component and impact must be present (AND); sources and link statuses are
+    alternatives (OR: a story has one link status). Values are matched case-insensitively
+    against those in the database; an unknown one raises SearchError listing the valid ones."""
+    clauses = ["s.removed_at IS NULL"]
+    params: list[Any] = []
+    for kind, column, values in (
+        ("component", "components", _as_tuple(components)),
+        ("impact", "impacts", _as_tuple(impacts)),
+    ):
+        if not values:
+            continue
+        array = _JSON_ARRAY.format(col=f"s.{column}")
+        valid = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT j.value FROM stories s, json_each({array}) j"
+                " WHERE s.removed_at IS NULL AND j.type = 'text'"
+            )
+        ]
+        for value in _canonical(kind, values, valid):
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each({array}) j WHERE j.value = ?)")
+            params.append(value)
+    if since is not None:
+        if isinstance(since, bool) or not isinstance(since, int):
+            raise SearchError(f"since must be a year (an integer), not {since!r}")
+        clauses.append("s.year >= ?")
+        params.append(since)
+    names = _as_tuple(sources)
+    if names:
+        valid = [r[0] for r in conn.execute("SELECT name FROM sources WHERE name IS NOT NULL")]
+        wanted = _canonical("source", names, valid)
+        clauses.append(
+            "EXISTS (SELECT 1 FROM story_sources ss JOIN sources so ON so.id = ss.source_id"
+            f" WHERE ss.story_id = s.id AND ss.removed_at IS NULL"
+            f" AND so.name IN ({','.join('?' * len(wanted))}))"
+        )
+        params.extend(wanted)
+    statuses = _as_tuple(link_status)
+    if statuses:
+        in_db = [r[0] for r in conn.execute("SELECT DISTINCT link_status FROM pages")]
+        wanted = _canonical("link status", statuses, {*LINK_STATUSES, *filter(None, in_db)})
+        clauses.append(
+            "EXISTS (SELECT 1 FROM pages pg WHERE pg.story_id = s.id"
+            f" AND pg.link_status IN ({','.join('?' * len(wanted))}))"
+        )
+        params.extend(wanted)
+    return " AND ".join(clauses), params
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def parse_highlighted(marked: str) -> tuple[str, list[tuple[int, int]]]:
+    """Split FTS5 highlight() output (private-use markers) into text and [start, end) spans."""
+    plain: list[str] = []
+    spans: list[tuple[int, int]] = []
+    length = 0
+    open_at = None
+    for piece in re.split(f"([{_MARK_OPEN}{_MARK_CLOSE}])", marked):
+        if piece == _MARK_OPEN:
+            open_at = length
+        elif piece == _MARK_CLOSE:
+            if open_at is not None and length > open_at:
+                spans.append((open_at, length))
+            open_at = None
+        else:
+            plain.append(piece)
+            length += len(piece)
+    return "".join(plain), spans
+
+
+def make_snippet(
+    text: str, spans: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """About `width` characters of text around the densest run of highlight spans.
+
+    Whitespace is collapsed to single spaces, cuts fall between words and are shown as '…'.
+    Returns the snippet and the spans that fall inside it, as offsets into the snippet."""
+    a, b = 0, len(text)
+    if len(text) > width:
+        if spans:
+            best_count, a = -1, 0
+            for s, _ in spans:
+                start = max(0, s - width // 4)
+                inside = sum(1 for x, y in spans if x >= start and y <= start + width)
+                if inside > best_count:
+                    best_count, a = inside, start
+        b = min(len(text), a + width)
+        a = max(0, b - width)
+        first = min((s for s, e in spans if s >= a and e <= b), default=b)
+        last = max((e for s, e in spans if s >= a and e <= b), default=a)
+        if a > 0:
+            cut = text.find(" ", a, min(first, a + 40))
+            a = cut + 1 if cut >= 0 else a
+        if b < len(text):
+            cut = text.rfind(" ", max(last, b - 40), b)
+            b = cut if cut > 0 else b
+    out: list[str] = []
+    position: dict[int, int] = {}
+    previous_space = True
+    for i in range(a, b):
+        ch = text[i]
+        if ch.isspace():
+            if not previous_space:
+                out.append(" ")
+            previous_space = True
+            continue
+        position[i] = len(out)
+        out.append(ch)
+        previous_space = False
+    while out and out[-1] == " ":
+        out.pop()
+    prefix = "… " if a > 0 else ""
+    body = "".join(out)
+    snippet = prefix + body + (" …" if b < len(text) else "")
+    shifted = []
+    for s, e in spans:
+        if s >= a and e <= b and s in position and (e - 1) in position:
+            shifted.append((len(prefix) + position[s], len(prefix) + position[e - 1] + 1))
+    return snippet, tuple(shifted)
+
+
+def mark_snippet(snippet: str, highlights: Sequence[tuple[int, int]]) -> str:
+    """HTML-escape a snippet, wrapping each highlight span in <mark>…</mark>."""
+    parts = []
+    position = 0
+    for s, e in sorted(highlights):
+        if s < position:
+            continue
+        parts.append(html.escape(snippet[position:s]))
+        parts.append(f"<mark>{html.escape(snippet[s:e])}</mark>")
+        position = e
+    parts.append(html.escape(snippet[position:]))
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass
+class _Candidate:
+    story_id: str
+    score: float = 0.0
+    keyword_passage: int | None = None
+    semantic_passage: int | None = None
+    keyword_rank: int | None = None
+    semantic_rank: int | None = None
+    passage_scores: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def matched_by(self) -> Literal["keyword", "semantic", "both"]:
+        if self.keyword_passage is not None and self.semantic_passage is not None:
+            return "both"
+        return "keyword" if self.keyword_passage is not None else "semantic"
+
+    @property
+    def passage_id(self) -> int | None:
+        if self.passage_scores:
+            return max(self.passage_scores, key=lambda p: self.passage_scores[p])
+        return self.keyword_passage if self.keyword_passage is not None else self.semantic_passage
+
+
+def _check_query(query: str, settings: Settings) -> str:
+    text = (query or "").strip()
+    if not text:
+        raise SearchError("empty query: type a few words, e.g. 'lost logs fluent-bit'")
+    if len(text) > settings.max_query_chars:
+        raise SearchError(
+            f"query is {len(text)} characters long; the limit is {settings.max_query_chars}"
+        )
+    return text
+
+
+def _require_passages(conn: sqlite3.Connection) -> None:
+    if conn.execute("SELECT 1 FROM passages LIMIT 1").fetchone() is None:
+        raise SearchError(EMPTY_DB_MESSAGE)
+
+
+class _Ranked(NamedTuple):
+    story_id: str
+    passage_id: int
+    score: float  # -bm25 or cosine
+    coverage: float = 1.0  # share of the query's words the story (or passage) matched
+
+
+def _with_coverage(
+    conn: sqlite3.Connection, words: Sequence[str], ranked: list[_Ranked], *, by_passage: bool
+) -> list[_Ranked]:
+    """Attach the share of query words each story (or passage) matches: one FTS query per word,
+    restricted to the candidates."""
+    if len(words) < 2 or not ranked:
+        return ranked
+    keys = list(dict.fromkeys(r.passage_id if by_passage else r.story_id for r in ranked))
+    marks = ",".join("?" * len(keys))
+    if by_passage:
+        sql = f"SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? AND rowid IN ({marks})"
+    else:
+        sql = (
+            "SELECT DISTINCT p.story_id FROM passages_fts f JOIN passages p ON p.id = f.rowid"
+            f" WHERE passages_fts MATCH ? AND p.story_id IN ({marks})"
+        )
+    matched: dict[Any, int] = dict.fromkeys(keys, 0)
+    for word in words:
+        for (key,) in conn.execute(sql, [fts_phrase(word), *keys]):
+            matched[key] += 1
+    return [
+        r._replace(coverage=matched[r.passage_id if by_passage else r.story_id] / len(words))
+        for r in ranked
+    ]
+
+
+def _keyword_stories(
+    conn: sqlite3.Connection, match: str, where: str, params: list[Any], limit: int, tuning: Tuning
+) -> list[_Ranked]:
+    """(story_id, best passage id, -bm25) of the best-matching stories, best first."""
+    sql = (
+        "WITH m AS MATERIALIZED ("
+        " SELECT p.story_id AS story_id, f.rowid AS passage_id,"
+        " bm25(passages_fts, 1.0, ?) AS rank"
+        " FROM passages_fts f JOIN passages p ON p.id = f.rowid"
+        f" WHERE passages_fts MATCH ? AND p.story_id IN (SELECT s.id FROM stories s WHERE {where})"
+        ") SELECT story_id, passage_id, min(rank) AS best FROM m"
+        " GROUP BY story_id ORDER BY best, story_id LIMIT ?"
+    )
+    rows = conn.execute(sql, [tuning.title_weight, match, *params, limit]).fetchall()
+    return [_Ranked(r[0], r[1], -r[2]) for r in rows]
+
+
+def _keyword_passages(
+    conn: sqlite3.Connection, match: str, where: str, params: list[Any], limit: int, tuning: Tuning
+) -> list[_Ranked]:
+    """(story_id, passage id, -bm25) of the best-matching passages, best first."""
+    sql = (
+        "SELECT p.story_id, f.rowid, bm25(passages_fts, 1.0, ?) AS rank"
+        " FROM passages_fts f JOIN passages p ON p.id = f.rowid"
+        f" WHERE passages_fts MATCH ? AND p.story_id IN (SELECT s.id FROM stories s WHERE {where})"
+        " ORDER BY rank, f.rowid LIMIT ?"
+    )
+    rows = conn.execute(sql, [tuning.title_weight, match, *params, limit]).fetchall()
+    return [_Ranked(r[0], r[1], -r[2]) for r in rows]
+
+
+def _allowed_mask(
+    conn: sqlite3.Connection, snapshot: IndexSnapshot, where: str, params: list[Any]
+) -> np.ndarray:
+    if where == "s.removed_at IS NULL":  # no filters: usually few removed stories to mask out
+        return snapshot.story_mask(_removed_ids(conn), exclude=True)
+    allowed = [r[0] for r in conn.execute(f"SELECT s.id FROM stories s WHERE {where}", params)]
+    return snapshot.story_mask(allowed)
+
+
+def _removed_ids(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT id FROM stories WHERE removed_at IS NOT NULL")]
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest finite scores, best first (exact: argpartition then sort)."""
+    finite = int(np.isfinite(scores).sum())
+    k = min(k, finite)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(scores):
+        idx = np.argpartition(-scores, k - 1)[:k]
+    else:
+        idx = np.arange(len(scores))
+    return idx[np.lexsort((idx, -scores[idx]))]
+
+
+def _semantic_stories(
+    snapshot: IndexSnapshot, query_vector: np.ndarray, mask: np.ndarray, limit: int
+) -> list[_Ranked]:
+    """(story_id, best passage id, cosine) of the nearest stories: max over their passages."""
+    sims = snapshot.matrix @ query_vector
+    scores = np.maximum.reduceat(sims, snapshot.starts)
+    scores[~mask] = -np.inf
+    out = []
+    for story in _top(scores, limit):
+        row = snapshot.best_row(int(story), sims)
+        out.append(
+            _Ranked(snapshot.story_ids[story], int(snapshot.passage_ids[row]), float(sims[row]))
+        )
+    return out
+
+
+def _semantic_passages(
+    snapshot: IndexSnapshot, query_vector: np.ndarray, mask: np.ndarray, limit: int
+) -> list[_Ranked]:
+    sims = snapshot.matrix @ query_vector
+    row_mask = np.repeat(mask, snapshot.ends - snapshot.starts)
+    sims[~row_mask] = -np.inf
+    story_of_row = np.repeat(np.arange(len(snapshot.story_ids)), snapshot.ends - snapshot.starts)
+    return [
+        _Ranked(snapshot.story_ids[story_of_row[r]], int(snapshot.passage_ids[r]), float(sims[r]))
+        for r in _top(sims, limit)
+    ]
+
+
+def _fuse_stories(
+    keyword: Sequence[_Ranked], semantic: Sequence[_Ranked], tuning: Tuning
+) -> list[_Candidate]:
+    candidates: dict[str, _Candidate] = {}
+    for rank, (story, passage, _, coverage) in enumerate(keyword, start=1):
+        c = candidates.setdefault(story, _Candidate(story))
+        c.keyword_passage, c.keyword_rank = passage, rank
+        c.score += coverage**tuning.coverage_power / (tuning.rrf_k + rank)
+    for rank, (story, passage, _, _) in enumerate(semantic, start=1):
+        c = candidates.setdefault(story, _Candidate(story))
+        c.semantic_passage, c.semantic_rank = passage, rank
+        c.score += 1.0 / (tuning.rrf_k + rank)
+    return sorted(
+        candidates.values(),
+        key=lambda c: (-c.score, c.semantic_rank or math.inf, c.keyword_rank or math.inf),
+    )
+
+
+def _fuse_passages(
+    keyword: Sequence[_Ranked], semantic: Sequence[_Ranked], tuning: Tuning
+) -> list[_Candidate]:
+    candidates: dict[str, _Candidate] = {}
+    for source, hits in (("keyword", keyword), ("semantic", semantic)):
+        for rank, (story, passage, _, coverage) in enumerate(hits, start=1):
+            c = candidates.setdefault(story, _Candidate(story))
+            if source == "keyword" and c.keyword_passage is None:
+                c.keyword_passage, c.keyword_rank = passage, rank
+            if source == "semantic" and c.semantic_passage is None:
+                c.semantic_passage, c.semantic_rank = passage, rank
+            weight = coverage**tuning.coverage_power
+            c.passage_scores[passage] = c.passage_scores.get(passage, 0.0) + weight / (
+                tuning.rrf_k + rank
+            )
+    for c in candidates.values():
+        ordered = sorted(c.passage_scores.values(), reverse=True)
+        c.score = ordered[0] + tuning.passage_bonus * sum(ordered[1:])
+    return sorted(
+        candidates.values(),
+        key=lambda c: (-c.score, c.semantic_rank or math.inf, c.keyword_rank or math.inf),
+    )
+
+
+def _hydrate(
+    conn: sqlite3.Connection,
+    candidates: Sequence[_Candidate],
+    match: str | None,
+    first_rank: int,
+) -> list[StoryHit]:
+    if not candidates:
+        return []
+    story_ids = [c.story_id for c in candidates]
+    marks = ",".join("?" * len(story_ids))
+    stories = {
+        row[0]: row
+        for row in conn.execute(
+            "SELECT s.id, s.url, s.title, s.publisher, s.year, s.kind, s.category, s.components,"
+            " s.impacts, pg.link_status FROM stories s LEFT JOIN pages pg ON pg.story_id = s.id"
+            f" WHERE s.id IN ({marks})",
+            story_ids,
+        )
+    }
+    passage_ids = [c.passage_id for c in candidates if c.passage_id is not None]
+    pmarks = ",".join("?" * len(passage_ids))
+    texts = {
+        row[0]: row[1]
+        for row in conn.execute(
+            f"SELECT id, text FROM passages WHERE id IN ({pmarks})", passage_ids
+        )
+    }
+    spans: dict[int, list[tuple[int, int]]] = {}
+    if match and passage_ids:
+        for rowid, marked in conn.execute(
+            f"SELECT rowid, highlight(passages_fts, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}')"
+            f" FROM passages_fts WHERE passages_fts MATCH ? AND rowid IN ({pmarks})",
+            [match, *passage_ids],
+        ):
+            plain, found = parse_highlighted(marked or "")
+            if plain == texts.get(rowid):
+                spans[rowid] = found
+    hits = []
+    for offset, c in enumerate(candidates):
+        row = stories[c.story_id]
+        text = texts.get(c.passage_id, "") if c.passage_id is not None else ""
+        snippet, highlights = make_snippet(text, spans.get(c.passage_id or -1, []))
+        hits.append(
+            StoryHit(
+                id=row[0],
+                url=row[1],
+                title=row[2],
+                publisher=row[3],
+                year=row[4],
+                kind=row[5],
+                category=row[6],
+                link_status=row[9],
+                components=tuple(_json_strings(row[7])),
+                impacts=tuple(_json_strings(row[8])),
+                score=c.score,
+                rank=first_rank + offset,
+                snippet=snippet,
+                snippet_marked=mark_snippet(snippet, highlights),
+                highlights=highlights,
+                passage_id=c.passage_id,
+                matched_by=c.matched_by,
+            )
+        )
+    return hits
+
+
+def _json_strings(value: str | None) -> list[str]:
+    if not value:
+        return []
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError:
+        return []
+    return [str(v) for v in data] if isinstance(data, list) else []
+
+
+class _Stopwatch:
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def search(
+    db: sqlite_utils.Database,
+    query: str,
+    *,
+    settings: Settings,
+    mode: Mode = "hybrid",
+    components: str | Iterable[str] = (),
+    impacts: str | Iterable[str] = (),
+    since: int | None = None,
+    sources: str | Iterable[str] = (),
+    link_status: str | Iterable[str] = (),
+    limit: int = 10,
+    offset: int = 0,
+    index: VectorIndex | None = None,
+    tuning: Tuning = DEFAULT_TUNING,
+    timings: dict[str, float] | None = None,
+) -> list[StoryHit]:
+    """Stories matching `query`, best first, each with its best passage as a snippet.
+
+    mode: "keyword" ranks by FTS5 bm25 (score = -bm25 of the best passage); "semantic" by the
+    cosine of the best passage (score = cosine); "hybrid" (default) by reciprocal rank fusion of
+    the two story rankings (score = sum of 1/(rrf_k + rank)). Filters apply in every mode.
+    `index` defaults to the process-wide `vector_index(db, settings.model_name)`; `timings`,
+    when given, receives seconds per stage (filters, embed, refresh, scan, keyword, fusion,
+    hydrate). Raises SearchError on an empty or over-long query, an unknown mode or filter
+    value, an empty knowledge base, or (semantic/hybrid) no embeddings for the model.
+    """
+    clock = _Stopwatch(timings)
+    text = _check_query(query, settings)
+    if mode not in MODES:
+        raise SearchError(f"unknown search mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if limit < 0 or offset < 0:
+        raise SearchError("limit and offset must not be negative")
+    conn = db.conn
+    _require_passages(conn)
+    where, params = story_filter_sql(
+        conn,
+        components=components,
+        impacts=impacts,
+        since=since,
+        sources=sources,
+        link_status=link_status,
+    )
+    if limit == 0:
+        return []
+    clock.lap("filters")
+    needed = offset + limit
+    match = fts_query(text, tuning.keyword_operator)
+    keyword: list[_Ranked] = []
+    semantic: list[_Ranked] = []
+    by_passage = mode == "hybrid" and tuning.fusion == "passage"
+    pool = needed if mode == "semantic" else max(tuning.candidates, needed)
+    if mode in ("semantic", "hybrid"):
+        model = model_key(settings.model_name)
+        vector = embed_query(text, settings.model_name)
+        clock.lap("embed")
+        snapshot = (index or vector_index(db, model)).refresh(conn)
+        if snapshot.size == 0:
+            raise SearchError(
+                f"no passage has an embedding for model {model!r} yet: run `mlopsmortem crawl` "
+                "(or `mlopsmortem embed`) first, or search with mode 'keyword'"
+            )
+        if vector.shape[0] != snapshot.matrix.shape[1]:
+            raise SearchError(
+                f"the query vector has {vector.shape[0]} dimensions but the stored embeddings "
+                f"of {model!r} have {snapshot.matrix.shape[1]}: re-embed with rebuild"
+            )
+        mask = _allowed_mask(conn, snapshot, where, params)
+        clock.lap("refresh")
+        if by_passage:
+            semantic = _semantic_passages(snapshot, vector, mask, pool * 4)
+        else:
+            semantic = _semantic_stories(snapshot, vector, mask, pool)
+        clock.lap("scan")
+    if mode in ("keyword", "hybrid") and match is not None:
+        if by_passage:
+            keyword = _keyword_passages(conn, match, where, params, pool * 4, tuning)
+        else:
+            keyword = _keyword_stories(conn, match, where, params, pool, tuning)
+        if tuning.keyword_operator == "OR" and (tuning.coverage_first or tuning.coverage_power):
+            keyword = _with_coverage(conn, query_words(text), keyword, by_passage=by_passage)
+            if tuning.coverage_first:
+                # score = words matched + bm25 squashed into [0, 1): monotonic in the new order
+                words = len(query_words(text))
+                keyword = sorted(
+                    (
+                        r._replace(score=round(r.coverage * words) + r.score / (1.0 + r.score))
+                        for r in keyword
+                    ),
+                    key=lambda r: -r.score,
+                )
+        clock.lap("keyword")
+    if mode == "keyword":
+        ranked = [_Candidate(r.story_id, r.score, keyword_passage=r.passage_id) for r in keyword]
+    elif mode == "semantic":
+        ranked = [_Candidate(r.story_id, r.score, semantic_passage=r.passage_id) for r in semantic]
+    elif by_passage:
+        ranked = _fuse_passages(keyword, semantic, tuning)
+    else:
+        ranked = _fuse_stories(keyword, semantic, tuning)
+    clock.lap("fusion")
+    hits = _hydrate(conn, ranked[offset:needed], match, offset + 1)
+    clock.lap("hydrate")
+    return hits
+
+
+def similar(
+    db: sqlite_utils.Database,
+    story_id: str,
+    *,
+    settings: Settings,
+    limit: int = 10,
+    index: VectorIndex | None = None,
+    tuning: Tuning = DEFAULT_TUNING,
+) -> list[StoryHit]:
+    """The live stories nearest to `story_id`, excluding itself.
+
+    Story vector = normalised mean of its normalised passage vectors; score = cosine of story
+    vectors (tuning.similar_method="max" instead uses the best passage pair). The snippet is the
+    neighbour's passage closest to the story. NotFoundError for an unknown id; SearchError when
+    the story has no embedded passages yet."""
+    conn = db.conn
+    if conn.execute("SELECT 1 FROM stories WHERE id = ?", [story_id]).fetchone() is None:
+        raise NotFoundError(f"no story with id {story_id!r}")
+    model = model_key(settings.model_name)
+    snapshot = (index or vector_index(db, model)).refresh(conn)
+    position = snapshot.positions.get(story_id)
+    if position is None:
+        raise SearchError(
+            f"story {story_id!r} has no embedded passages for model {model!r} yet: "
+            "run `mlopsmortem crawl` (or `mlopsmortem embed`) first"
+        )
+    mask = snapshot.story_mask([*_removed_ids(conn), story_id], exclude=True)
+    start, end = snapshot.starts[position], snapshot.ends[position]
+    if tuning.similar_method == "max":
+        pair = snapshot.matrix @ snapshot.matrix[start:end].T  # rows x own passages
+        row_scores = pair.max(axis=1)
+    else:
+        row_scores = snapshot.matrix @ snapshot.story_means[position]
+    if tuning.similar_method == "max":
+        scores = np.maximum.reduceat(row_scores, snapshot.starts)
+    else:
+        scores = snapshot.story_means @ snapshot.story_means[position]
+    scores = np.where(mask, scores, -np.inf)
+    candidates = []
+    for story in _top(scores, max(0, limit)):
+        row = snapshot.best_row(int(story), row_scores)
+        candidates.append(
+            _Candidate(
+                snapshot.story_ids[story],
+                float(scores[story]),
+                semantic_passage=int(snapshot.passage_ids[row]),
+            )
+        )
+    return _hydrate(conn, candidates, None, 1)
+
+
+__all__ = [
+    "DEFAULT_TUNING",
+    "EMPTY_DB_MESSAGE",
+    "LINK_STATUSES",
+    "MODES",
+    "IndexSnapshot",
+    "StoryHit",
+    "Tuning",
+    "VectorIndex",
+    "database_path",
+    "embed_query",
+    "fts_query",
+    "make_snippet",
+    "mark_snippet",
+    "query_words",
+    "search",
+    "similar",
+    "story_filter_sql",
+    "vector_index",
+]
