@@ -1,8 +1,8 @@
 """A small invented knowledge base for the passage, embedding and search tests (and the bench).
 
-Not a conftest: import what you need (`from conftest_search import ...`). `build_kb` writes the
-rows the ingest/crawl stages would have written (sources, stories, story_sources, pages,
-documents) straight into a real SQLite file.
+Not a conftest: import what you need (`from tests.conftest_search import ...`). `build_kb`
+writes the rows the ingest/crawl stages would have written (sources, stories, story_sources,
+pages, documents) straight into a real SQLite file.
 """
 
 from __future__ import annotations
