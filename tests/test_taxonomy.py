@@ -160,6 +160,11 @@ def test_matcher_is_built_once_per_taxonomy_instance(taxonomy: Taxonomy) -> None
         ("things were in flux for weeks", []),
         ("sorted with lambda x: x[1]", []),
         ("a dataflow analysis of the code", []),
+        ("OpenAI Triton compiled it in seconds", []),
+        ("the Go GC paused for 300ms", ["Go"]),
+        # alias words must be close together
+        ("fluent" + " " * 20 + "bit", []),
+        ("fluent\n  bit", ["fluent-bit"]),
         # links are not mentions
         ("see https://github.com/helm/helm/issues/1 for details", []),
         # impacts in prose
@@ -208,7 +213,9 @@ def test_mentions_carry_alias_and_span(taxonomy: Taxonomy) -> None:
         ("Golang templating", ["Go", "YAML"]),
         ("Jobs", ["Kubernetes Job"]),
         ("scheduler", ["kube-scheduler"]),
-        ("DNS `A` record for master", ["DNS", "control plane"]),
+        ("DNS `A` record for master", ["DNS"]),
+        ("airflow 1.10 scheduler", ["Airflow"]),
+        ("A100s", ["GPU"]),
         ("missing logs", ["lost-logs"]),
         ("latency", ["elevated-latency"]),
         ("high error rate on network-heavy services", ["elevated-error-rate"]),

@@ -11,20 +11,24 @@ Matching rules (the same for components and impacts):
   "Fluent Bit". A trailing plural "s"/"es" is accepted ("GPUs", "Ingresses"). An apostrophe may
   be straight, curly or missing ("Let's", "Let’s", "Lets").
 * Aliases are case-insensitive, except those listed in `case_sensitive_aliases` and any alias of
-  at most three characters ("DNS", "S3", "GKE", "dbt"): those match only with the exact case
-  written. So "Spark" (case-sensitive) never hits "sparked", "sparkling" or "spark plug".
+  at most three letters or digits ("DNS", "S3", "GKE", "dbt"): those match only with the case
+  as written. So "Spark" (case-sensitive) never hits "sparked", "sparkling" or "spark plug".
 * `list_only_aliases` are too ambiguous for running text ("Ray", "Go", "scheduler", "slow"); they
-  match only inside curated list items (`map_list_item`), never in `find_mentions`. Bare "Ray"
+  match only inside curated list items (`map_list_item`), never in `find_mentions`, and even
+  there only as a fallback when no ordinary alias of the same kind matched the item. Bare "Ray"
   and "Go" are therefore found in prose only through multi-word aliases such as "Ray cluster",
-  "Ray Train", "Golang", "Go runtime", "written in Go".
+  "Ray Train", "Golang", "Go runtime", "written in Go"; "X-Ray" is its own component.
 * `exclude` lists phrases that contain an alias but are not a mention ("at the helm",
   "tip of the iceberg", "OpenAI Triton"). An exclusion claims its span like an alias does and
   yields no tag, so every shorter overlapping match is dropped.
 * Where matches overlap, the longest wins ("Argo Workflows" over "Argo", "Ray Serve" over "Ray",
   "AWS VPC CNI" over "CNI"); among equally long ones the leftmost.
+* Nothing inside an http(s):// or www. link is tagged: links are references, not mentions.
+* In `map_list_item`, an item that is as a whole an alias ("Ray", "`OOMKill`", "Go") maps to
+  that tag whatever its case, wrapping backticks, quotes and --flag dashes aside.
 
 Known, accepted ambiguity: a sentence-initial capitalised common word that is also a
-case-sensitive alias ("Feast your eyes", "Vault 7", "Helm deployments") still matches, and
+case-sensitive alias ("Feast your eyes", "Vault 7", "a Spark of genius") still matches, and
 "Loki" also names a Norse god; the corpus is about infrastructure, so these are rare.
 """
 
@@ -77,11 +81,12 @@ _IMPACT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SEPARATORS = re.compile(r"[\s\-_]+")
 _APOSTROPHES = re.compile(r"['’]")
 _WORD_START = re.compile(r"(?<!\w)\w")
-# Between the words of an alias: nothing, one hyphen or underscore, or whitespace possibly with
-# the backticks, quotes and asterisks of Markdown ("`latest` tag", "`LoadBalancer` service").
 # Links are references, not mentions: nothing inside one is tagged.
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]\"'`]+")
-_GAP = r"(?:[-_]|[\s`\"*]*\s[\s`\"*]*|[`\"*]+)?"
+# Between the words of an alias: nothing, one hyphen or underscore, or a little whitespace,
+# possibly with the backticks, quotes and asterisks of Markdown ("`latest` tag"). Bounded, so
+# a long run of blanks can neither join two far-apart words nor cost quadratic time.
+_GAP = r"(?:[-_]|[`\"*]{0,2}\s{1,8}[`\"*]{0,2}|[`\"*]{1,2})?"
 # What a curated list wraps items in: `code`, "quotes", *emphasis*, --flag dashes, a full stop.
 _ITEM_WRAPPING = " \t\r\n`\"'“”‘’*_.,;:-"
 
@@ -146,11 +151,12 @@ class TagMatch:
 
 @dataclass(frozen=True)
 class _Alias:
-    kind: TagKind | Literal["exclude"]
+    kind: TagKind
     tag: str
     alias: str
     case_sensitive: bool
     list_only: bool
+    exclude: bool = False  # a phrase that claims its span and yields no tag
 
 
 def alias_key(text: str) -> str:
@@ -168,6 +174,8 @@ def _alias_regex(alias: str, case_sensitive: bool) -> str:
     body = _GAP.join(parts)
     if alias[-1].isalpha():
         body += "(?:e?s)?"
+    elif alias[-1].isdigit():
+        body += "s?"  # "A100s", "H100s"
     if alias[-1].isalnum() or alias[-1] == "_":
         body += r"(?!\w)"
     return body if case_sensitive else f"(?i:{body})"
@@ -191,7 +199,7 @@ class Matcher:
                 aliases.append(spec)
         whole: dict[str, int] = {}
         for index, spec in enumerate(aliases):
-            if spec.kind != "exclude":
+            if not spec.exclude:
                 whole.setdefault(alias_key(spec.alias), index)
         return cls(
             aliases=tuple(aliases),
@@ -202,6 +210,13 @@ class Matcher:
 
     def scan(self, text: str, *, list_mode: bool = False) -> list[TagMatch]:
         """Non-overlapping matches in `text`, longest first then leftmost, in text order."""
+        return [
+            TagMatch(spec.kind, spec.tag, spec.alias, start, end)
+            for spec, start, end in self._scan(text, list_mode=list_mode)
+            if not spec.exclude
+        ]
+
+    def _scan(self, text: str, *, list_mode: bool) -> list[tuple[_Alias, int, int]]:
         patterns = self.list_patterns if list_mode else self.text_patterns
         candidates: list[tuple[int, int, int]] = []
         for word in _WORD_START.finditer(text):
@@ -222,10 +237,23 @@ class Matcher:
             taken[start:end] = b"\x01" * (end - start)
             chosen.append((start, end, index))
         chosen.sort()
+        return [(self.aliases[index], start, end) for start, end, index in chosen]
+
+    def map_item(self, text: str) -> list[TagMatch]:
+        """`map_list_item` on this matcher: whole-item alias first, else a list-mode scan in
+        which list-only aliases are a fallback per kind; one match per tag."""
+        whole = self.whole_item(text)
+        if whole is not None:
+            return [whole]
+        found = [hit for hit in self._scan(text, list_mode=True) if not hit[0].exclude]
+        specific = {spec.kind for spec, _, _ in found if not spec.list_only}
         result: list[TagMatch] = []
-        for start, end, index in chosen:
-            spec = self.aliases[index]
-            if spec.kind != "exclude":
+        seen: set[tuple[str, str]] = set()
+        for spec, start, end in found:
+            if spec.list_only and spec.kind in specific:
+                continue
+            if (spec.kind, spec.tag) not in seen:
+                seen.add((spec.kind, spec.tag))
                 result.append(TagMatch(spec.kind, spec.tag, spec.alias, start, end))
         return result
 
@@ -239,7 +267,6 @@ class Matcher:
             return None
         spec = self.aliases[index]
         start = text.index(stripped)
-        assert spec.kind != "exclude"
         return TagMatch(spec.kind, spec.tag, spec.alias, start, start + len(stripped))
 
 
@@ -264,7 +291,7 @@ def _tag_aliases(tag: Component | Impact) -> list[_Alias]:
             )
         )
     for phrase in tag.exclude:
-        result.append(_Alias("exclude", tag.tag, phrase, case_sensitive=False, list_only=False))
+        result.append(_Alias(tag.kind, tag.tag, phrase, False, False, exclude=True))
     return result
 
 
@@ -348,20 +375,12 @@ def map_list_item(taxonomy: Taxonomy, text: str) -> list[TagMatch]:
     "`--kube-api-qps`", "partial production outage"): several, one or none.
 
     An item that is, as a whole, an alias of a tag (any case) maps to that tag alone. Otherwise
-    the item is scanned like running text, with list-only aliases enabled; each tag is reported
-    once, at its first occurrence.
+    the item is scanned like running text with list-only aliases enabled, but those count only
+    as a fallback: a list-only alias ("scheduler", "delay", "lost") tags the item only if no
+    ordinary alias of the same kind did ("airflow 1.10 scheduler" is Airflow alone). Each tag
+    is reported once, at its first occurrence.
     """
-    matcher = taxonomy.matcher
-    whole = matcher.whole_item(text)
-    if whole is not None:
-        return [whole]
-    result: list[TagMatch] = []
-    seen: set[tuple[str, str]] = set()
-    for match in matcher.scan(text, list_mode=True):
-        if (match.kind, match.tag) not in seen:
-            seen.add((match.kind, match.tag))
-            result.append(match)
-    return result
+    return taxonomy.matcher.map_item(text)
 
 
 def find_mentions(taxonomy: Taxonomy, text: str) -> list[TagMatch]:
@@ -473,7 +492,7 @@ def _check_unique(
     owners: dict[str, tuple[str, str, str]] = {}
     for tag in (*components, *impacts):
         for spec in _tag_aliases(tag):
-            if spec.kind == "exclude":
+            if spec.exclude:
                 continue
             key = alias_key(spec.alias)
             owner = owners.setdefault(key, (tag.kind, tag.tag, spec.alias))
