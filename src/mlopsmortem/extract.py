@@ -1,0 +1,704 @@
+"""Stored page bytes + content type -> a `Document` of clean text and metadata.
+
+HTML goes through trafilatura, PDF through pypdf, text/plain and text/markdown are decoded and
+kept as they are; anything else (video, images, slide viewers, ...) yields no text and a reason.
+
+Why these settings
+------------------
+(filled in from bench/extract.py measurements)
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import re
+import zlib
+from dataclasses import dataclass
+
+import charset_normalizer
+import lxml.etree
+import lxml.html
+import pypdf
+import pypdf.errors
+import trafilatura
+from trafilatura.deduplication import LRUCache
+from trafilatura.xml import xmltotxt
+
+# Bump whenever a setting or a rule below changes what text comes out for the same bytes, so that
+# stored documents can be re-extracted; the library versions are recorded beside it.
+EXTRACTOR_VERSION = "1"
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
+TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
+# Labels that say nothing about the bytes: the body itself decides (PDF magic, HTML tags).
+GENERIC_TYPES = frozenset(
+    {
+        "",
+        "application/octet-stream",
+        "binary/octet-stream",
+        "application/unknown",
+        "unknown/unknown",
+        "application/x-download",
+        "application/force-download",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Document:
+    text: str | None  # None when there is no text
+    title: str | None
+    author: str | None
+    date: str | None  # ISO date (YYYY-MM-DD) if found
+    sitename: str | None
+    language: str | None
+    word_count: int
+    text_hash: str | None  # sha256 hex of text
+    extractor: str  # "trafilatura" | "pypdf" | "plain" | "none"
+    extractor_version: str  # e.g. "trafilatura 2.3.1; mlopsmortem-extract 1"
+    no_text_reason: str | None  # why text is None
+
+
+@dataclass(frozen=True)
+class HtmlOptions:
+    """How HTML is turned into text; the defaults are the configuration chosen by the bench."""
+
+    preclean: bool = True  # drop page chrome by tag/class/id/role before trafilatura sees it
+    anchor: bool = True  # on pages without <article>/<main>, mark the dominant block as article
+    favor_precision: bool = False
+    favor_recall: bool = False
+    include_tables: bool = True
+    include_comments: bool = False
+    deduplicate: bool = False
+    no_fallback: bool = False
+
+
+DEFAULT_HTML_OPTIONS = HtmlOptions()
+
+
+# --------------------------------------------------------------------------- public entry point
+
+
+def extract_document(
+    body: bytes,
+    content_type: str | None,
+    url: str,
+    *,
+    options: HtmlOptions = DEFAULT_HTML_OPTIONS,
+) -> Document:
+    """Turn a stored response body into a Document; never raises for bad bytes."""
+    mime = media_type(content_type)
+    if mime in PDF_TYPES or _has_pdf_magic(body):
+        return _extract_pdf(body)
+    if mime in HTML_TYPES or (mime in GENERIC_TYPES and _looks_like_html(body)):
+        return _extract_html(body, content_type, url, options)
+    if mime in TEXT_TYPES:
+        return _extract_plain(body, content_type)
+    return _no_text("none", _versions(), f"{mime or 'no content type'}: no text to extract")
+
+
+def media_type(content_type: str | None) -> str:
+    """'Text/HTML; charset=UTF-8' -> 'text/html'; None -> ''."""
+    if not content_type:
+        return ""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+# --------------------------------------------------------------------------- decoding
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# How far into the body a <meta charset> is looked for. Browsers stop at 1024 bytes, but real
+# pages put kilobytes of inline script and style before it.
+META_SCAN_BYTES = 16384
+_META_CHARSET = re.compile(rb"<meta\s[^>]*?charset\s*=\s*[\"']?\s*([a-z0-9_.:-]+)", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([a-z0-9_.:-]+)", re.IGNORECASE)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([a-z0-9_.:-]+)", re.IGNORECASE)
+# The WHATWG Encoding Standard decodes these labels with a superset, and so do browsers: a page
+# declared ISO-8859-1 that uses curly quotes or dashes (0x80-0x9F) means windows-1252.
+_SUPERSETS = {
+    "ascii": "cp1252",
+    "latin_1": "cp1252",
+    "iso8859_9": "cp1254",
+    "iso8859_11": "cp874",
+    "tis_620": "cp874",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+}
+# A declared encoding that fails on at most this share of bytes is trusted with replacement
+# characters: one stray byte in a UTF-8 page should not send the whole page to guesswork.
+MAX_BAD_BYTE_SHARE = 0.001
+
+
+def decode_html(body: bytes, content_type: str | None) -> str:
+    """Decode an HTML body: BOM, then the header charset, then <meta charset> or http-equiv (or
+    an XML declaration), then UTF-8, then detection. A label is tried strictly and skipped when
+    the bytes do not fit it, so a header charset overrides a wrong meta and vice versa."""
+    head = body[:META_SCAN_BYTES]
+    declared = [_header_charset(content_type)]
+    for pattern in (_XML_ENCODING, _META_CHARSET):
+        match = pattern.search(head)
+        # a <meta> that could be read as ASCII cannot be describing UTF-16 bytes (WHATWG)
+        label = _codec(match.group(1).decode("ascii")) if match else None
+        declared.append("utf-8" if label and label.startswith("utf_16") else label)
+    return _decode(body, declared)
+
+
+def decode_text(body: bytes, content_type: str | None) -> str:
+    """Decode a text/plain or text/markdown body: BOM, header charset, UTF-8, detection."""
+    return _decode(body, [_header_charset(content_type)])
+
+
+def _decode(body: bytes, declared: list[str | None]) -> str:
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(encoding, errors="replace")
+    candidates = list(dict.fromkeys(c for c in [*declared, "utf-8"] if c))
+    for encoding in candidates:
+        text = _strict(body, encoding)
+        if text is not None:
+            return text
+    for encoding in candidates[:-1]:  # declared ones only: tolerate a few bad bytes
+        text = body.decode(encoding, errors="replace")
+        if text.count("\ufffd") <= MAX_BAD_BYTE_SHARE * len(body):
+            return text
+    best = charset_normalizer.from_bytes(body).best()
+    if best is not None and best.encoding:
+        return str(best)
+    # WHATWG's default for undeclared legacy pages; never fails
+    return body.decode("cp1252", errors="replace")
+
+
+def _strict(body: bytes, encoding: str) -> str | None:
+    """Decode or None; a multi-byte character cut off at the end (a capped download) is fine."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    try:
+        return decoder.decode(body, final=False)
+    except UnicodeDecodeError:
+        return None
+
+
+def _header_charset(content_type: str | None) -> str | None:
+    match = _HEADER_CHARSET.search(content_type or "")
+    return _codec(match.group(1)) if match else None
+
+
+def _codec(label: str) -> str | None:
+    """A charset label -> Python codec name (with WHATWG supersets), None if unknown."""
+    try:
+        name = codecs.lookup(label.strip().strip("\"'")).name
+    except LookupError:
+        return None
+    name = name.replace("-", "_")
+    name = _SUPERSETS.get(name, name)
+    return "utf-8" if name == "utf_8" else name
+
+
+# --------------------------------------------------------------------------- HTML
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
+# lxml refuses str input with NUL or other C0 control characters; pages do contain them.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HTML_START = re.compile(rb"<(!doctype\s+html|html|head|body|title)[\s>]", re.IGNORECASE)
+
+
+def _looks_like_html(body: bytes) -> bool:
+    return _HTML_START.search(body[:1024]) is not None
+
+
+def parse_html(text: str) -> lxml.html.HtmlElement | None:
+    """Parse decoded HTML; None for an empty document."""
+    # the body is already decoded: an encoding declaration would make lxml re-decode it
+    text = _CONTROL_CHARS.sub("", _XML_DECLARATION.sub("", text, count=1))
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
+    try:
+        return lxml.html.document_fromstring(text, parser=parser)
+    except lxml.etree.ParserError:  # "Document is empty"
+        return None
+
+
+def _extract_html(
+    body: bytes, content_type: str | None, url: str, options: HtmlOptions
+) -> Document:
+    versions = _versions("trafilatura", trafilatura.__version__)
+    tree = parse_html(decode_html(body, content_type))
+    if tree is None:
+        return _no_text("trafilatura", versions, "no main text found")
+    language = _html_language(tree)
+    _unwrap_cell_code(tree)
+    if options.preclean:
+        preclean(tree)
+    if options.anchor:
+        mark_main_content(tree)
+    result = trafilatura.bare_extraction(
+        tree,
+        url=url or None,
+        with_metadata=True,
+        favor_precision=options.favor_precision,
+        favor_recall=options.favor_recall,
+        include_comments=options.include_comments,
+        include_tables=options.include_tables,
+        include_formatting=False,
+        include_links=False,
+        include_images=False,
+        # a fresh cache per page: trafilatura's shared default cache would make the text of
+        # one page depend on which pages were extracted before it
+        deduplicate=LRUCache() if options.deduplicate else False,
+        no_fallback=options.no_fallback,
+    )
+    text = _paragraphs_text(result.body) if result is not None else None
+    if not text:
+        return _no_text("trafilatura", versions, "no main text found")
+    return _document(
+        text,
+        extractor="trafilatura",
+        versions=versions,
+        title=result.title,
+        author=result.author,
+        date=result.date,
+        sitename=result.sitename,
+        language=language,
+    )
+
+
+def _unwrap_cell_code(tree: lxml.html.HtmlElement) -> None:
+    """Make inline code in table cells plain text: trafilatura 2.3 renders it with a stray space
+    ("( k8s-janitor)"), and incident timelines are tables full of commands."""
+    for code in tree.xpath("//td//code[not(ancestor::pre)] | //th//code[not(ancestor::pre)]"):
+        code.drop_tag()
+
+
+def _paragraphs_text(body: lxml.etree._Element | None) -> str | None:
+    """trafilatura's plain text, but with a blank line between blocks (paragraphs, headings,
+    lists, code, tables), which its own txt output does not keep."""
+    if body is None:
+        return None
+    blocks = []
+    for element in body:
+        element.tail = None
+        block = _clean_lines(xmltotxt(element, include_formatting=False))
+        if block:
+            blocks.append(block)
+    return "\n\n".join(blocks) or None
+
+
+def _clean_lines(text: str) -> str:
+    lines = [line.rstrip() for line in text.split("\n")]
+    return "\n".join(line for line in lines if line.strip()).strip("\n")
+
+
+def _html_language(tree: lxml.html.HtmlElement) -> str | None:
+    for value in (
+        tree.get("lang"),
+        tree.get("{http://www.w3.org/XML/1998/namespace}lang"),
+        *tree.xpath(
+            "//meta[translate(@http-equiv,'CONTENT-LAGU','content-lagu')"
+            "='content-language']/@content"
+        ),
+        *tree.xpath("//meta[@property='og:locale']/@content"),
+    ):
+        language = _language_code(value)
+        if language:
+            return language
+    return None
+
+
+def _language_code(value: object) -> str | None:
+    """'en-US' / 'en_GB' / 'EN' -> 'en'; anything that is not a language tag -> None."""
+    if not isinstance(value, str):
+        return None
+    match = re.match(r"^\s*([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]+)*\s*$", value)
+    return match.group(1).lower() if match else None
+
+
+# --------------------------------------------------------------------------- pre-cleaning
+
+# Words that, as a whole token of an element's class or id, mark page chrome. Tokens are split on
+# non-letters and camelCase, so "cookie-banner", "siteFooter" and "share_buttons" all match while
+# "navigator" or "canvas" do not.
+CHROME_TOKENS = frozenset(
+    {
+        "nav",
+        "navbar",
+        "navigation",
+        "menu",
+        "breadcrumb",
+        "breadcrumbs",
+        "sidebar",
+        "footer",
+        "cookie",
+        "cookies",
+        "consent",
+        "gdpr",
+        "banner",
+        "share",
+        "sharing",
+        "social",
+        "newsletter",
+        "subscribe",
+        "subscription",
+        "comment",
+        "comments",
+        "related",
+        "recommended",
+        "promo",
+        "advert",
+        "advertisement",
+        "masthead",
+    }
+)
+CHROME_ROLES = frozenset(
+    {"navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog", "search"}
+)
+# Removed wherever they are: never article text.
+# <small> is HTML's "small print": attribution lines, timestamps, legal text.
+CHROME_TAGS = frozenset(
+    {"nav", "form", "button", "dialog", "template", "noscript", "select", "small"}
+)
+# Removed unless inside the article: an <aside> or <footer> within it is usually a note or the
+# byline, outside it the sidebar and the site footer.
+OUTER_CHROME_TAGS = frozenset({"aside", "footer", "header"})
+CONTENT_TAGS = frozenset({"html", "body", "main", "article"})
+_TOKEN_SPLIT = re.compile(r"[^a-zA-Z]+|(?<=[a-z])(?=[A-Z])")
+# A candidate holding more than this share of the page's text is the content, whatever its name.
+MAX_CHROME_SHARE = 0.5
+
+
+def preclean(tree: lxml.html.HtmlElement) -> int:
+    """Remove page chrome (navigation, cookie banners, share bars, comments, sidebars, footers,
+    related links, hidden elements) in place; returns how many elements were removed."""
+    total = _readable_sizes(tree).get(tree, 0) or 1
+    removed = 0
+    for element in list(tree.iter()):
+        if not isinstance(element.tag, str) or element.getparent() is None:
+            continue  # comments, processing instructions, or already inside a removed subtree
+        if _is_chrome(element) and not _guards_content(element, total):
+            element.drop_tree()
+            removed += 1
+    return removed
+
+
+def _is_chrome(element: lxml.html.HtmlElement) -> bool:
+    tag = element.tag.lower()
+    if tag in CONTENT_TAGS:
+        return False
+    if tag in CHROME_TAGS:
+        return True
+    if element.get("hidden") is not None or element.get("aria-hidden") == "true":
+        return True
+    if re.search(r"display\s*:\s*none", element.get("style") or "", re.IGNORECASE):
+        return True
+    if (element.get("role") or "").strip().lower() in CHROME_ROLES:
+        return True
+    if tag in OUTER_CHROME_TAGS and not _inside_content(element):
+        return True
+    names = f"{element.get('class') or ''} {element.get('id') or ''}"
+    tokens = {token.lower() for token in _TOKEN_SPLIT.split(names) if token}
+    return not tokens.isdisjoint(CHROME_TOKENS)
+
+
+def _inside_content(element: lxml.html.HtmlElement) -> bool:
+    return any(parent.tag in ("main", "article") for parent in element.iterancestors())
+
+
+def _guards_content(element: lxml.html.HtmlElement, total_chars: int) -> bool:
+    """True when removing the element would remove the article itself."""
+    if element.find(".//article") is not None or element.find(".//main") is not None:
+        return True
+    if element.find(".//h1") is not None and not _inside_content(element):
+        # a wrapper with the page's heading; a <header> inside the article is kept anyway
+        return element.tag.lower() not in ("nav", "footer")
+    share = _readable_sizes(element).get(element, 0) / total_chars
+    return share > MAX_CHROME_SHARE
+
+
+# --------------------------------------------------------------------------- main content anchor
+
+# trafilatura finds the article through <article>, <main> and class names like "post-content";
+# on pages with none of them (CSS-module class names, forum software, code hosts) it falls back
+# to whole-page heuristics that keep chrome and drop headings and lists.
+SEMANTIC_MAIN = "//article|//main|//*[@role='main']|//*[@itemprop='articleBody']"
+# A child holding at least this share of its parent's readable text is where the article is.
+DOMINANT_SHARE = 0.7
+# Below this much readable text the page is too small for the share to mean anything.
+MIN_ANCHOR_CHARS = 500
+_NOT_TEXT = frozenset({"script", "style", "noscript", "template", "head"})
+# The walk goes through layout elements only (old table layouts included) and stops at blocks
+# of text such as <p>, <pre>, <ul>; it marks the deepest generic container it passed.
+_DESCEND_TAGS = frozenset({"div", "section", "td", "span", "center", "table", "tbody", "tr"})
+_MARKABLE_TAGS = frozenset({"div", "section", "td", "span", "center"})
+
+
+def mark_main_content(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    """If the page has no semantic main element, walk down from <body> while one child holds most
+    of the readable (non-link) text, and rename the element reached to <article> so trafilatura
+    starts there. Returns the element marked, or None when nothing was changed."""
+    if tree.xpath(SEMANTIC_MAIN):
+        return None
+    bodies = tree.xpath("//body")
+    if not bodies:
+        return None
+    sizes = _readable_sizes(bodies[0])
+    node = bodies[0]
+    if sizes.get(node, 0) < MIN_ANCHOR_CHARS:
+        return None
+    marked = None
+    while True:
+        children = [child for child in node if child.tag in _DESCEND_TAGS]
+        if not children:
+            break
+        best = max(children, key=lambda child: sizes.get(child, 0))
+        if sizes.get(best, 0) < DOMINANT_SHARE * sizes.get(node, 0):
+            break
+        node = best
+        if node.tag in _MARKABLE_TAGS:
+            marked = node
+    if marked is not None:
+        marked.tag = "article"
+    return marked
+
+
+def _readable_sizes(root: lxml.html.HtmlElement) -> dict[lxml.html.HtmlElement, int]:
+    """Characters of text outside links, scripts and styles, per element, bottom-up."""
+    sizes: dict[lxml.html.HtmlElement, int] = {}
+
+    def walk(element: lxml.html.HtmlElement) -> int:
+        if not isinstance(element.tag, str) or element.tag in _NOT_TEXT:
+            return 0
+        size = len((element.text or "").strip())
+        for child in element:
+            size += walk(child) + len((child.tail or "").strip())
+        sizes[element] = size
+        # link text does not count towards the elements around the link
+        return 0 if element.tag == "a" else size
+
+    walk(root)
+    return sizes
+
+
+# --------------------------------------------------------------------------- PDF
+
+_PDF_MAGIC = re.compile(rb"^\s*%PDF-")
+# What pypdf raises on broken files beyond its own errors: its parser indexes and converts raw
+# objects without checking them, and compressed streams can be corrupt.
+PDF_ERRORS = (
+    pypdf.errors.PyPdfError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    AssertionError,
+    zlib.error,
+    RecursionError,
+)
+_BULLET = re.compile(r"^\s*(?:[•◦▪●‣\-–*]|\d{1,3}[.)])\s")
+_SENTENCE_END = re.compile(r"[.!?:;\"”’)\]]$")
+
+
+def _has_pdf_magic(body: bytes) -> bool:
+    return _PDF_MAGIC.match(body[:64]) is not None
+
+
+def _extract_pdf(body: bytes) -> Document:
+    versions = _versions("pypdf", pypdf.__version__)
+    try:
+        # pypdf already opens files encrypted with an empty user password (owner-only DRM)
+        reader = pypdf.PdfReader(io.BytesIO(body))
+        pages = [_pdf_page_lines(page) for page in reader.pages]
+    except pypdf.errors.FileNotDecryptedError:
+        return _no_text("pypdf", versions, "pdf is encrypted")
+    except PDF_ERRORS as error:
+        return _no_text("pypdf", versions, f"pdf could not be read: {type(error).__name__}")
+    text = _pdf_text(pages)
+    if not text:
+        return _no_text("pypdf", versions, "pdf has no text layer")
+    title, author, date, language = _pdf_metadata(reader)
+    return _document(
+        text,
+        extractor="pypdf",
+        versions=versions,
+        title=title,
+        author=author,
+        date=date,
+        sitename=None,
+        language=language,
+    )
+
+
+def _pdf_page_lines(page: pypdf.PageObject) -> list[str]:
+    """Lines of one page; '' marks a vertical gap (a paragraph break). Layout mode is what shows
+    the gaps; plain mode is the fallback for pages the layout code cannot handle."""
+    try:
+        raw = page.extract_text(extraction_mode="layout")
+    except PDF_ERRORS:
+        raw = page.extract_text()
+    raw = _CONTROL_CHARS.sub("", raw)
+    # layout mode pads words to their x position; the columns mean nothing once flowed
+    return [" ".join(line.split()) for line in raw.splitlines()]
+
+
+def _pdf_text(pages: list[list[str]]) -> str:
+    pages = _drop_running_lines(pages)
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for page in pages:
+        if current and _SENTENCE_END.search(current[-1]):
+            paragraphs.append(_join_lines(current))
+            current = []
+        for line in page:
+            if line:
+                current.append(line)
+            elif current:
+                paragraphs.append(_join_lines(current))
+                current = []
+    if current:
+        paragraphs.append(_join_lines(current))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _join_lines(lines: list[str]) -> str:
+    """Reflow wrapped lines into one paragraph; list items stay on their own lines."""
+    out = lines[0]
+    for line in lines[1:]:
+        if _BULLET.match(line):
+            out += "\n" + line
+        elif (
+            out.endswith("-") and (out[-2:-1].isalpha() or out[-2:] == "--") and line[:1].islower()
+        ):
+            out += line  # a word hyphenated across lines: keep the hyphen, lose the break
+        else:
+            out += " " + line
+    return out
+
+
+def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
+    """Remove running headers and footers: a first or last line that recurs, digits aside, on
+    most pages ('Acme report - page 3 of 9')."""
+    if len(pages) < 2:
+        return pages
+
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", line)
+
+    def edge_lines(page: list[str]) -> set[str]:
+        filled = [line for line in page if line]
+        return {key(line) for line in filled[:1] + filled[-1:]}
+
+    counts: dict[str, int] = {}
+    for page in pages:
+        for line in edge_lines(page):
+            counts[line] = counts.get(line, 0) + 1
+    running = {line for line, n in counts.items() if n >= max(2, len(pages) // 2 + 1)}
+    if not running:
+        return pages
+    cleaned = []
+    for page in pages:
+        filled = [i for i, line in enumerate(page) if line]
+        edges = {i for i in filled[:1] + filled[-1:] if key(page[i]) in running}
+        cleaned.append([line for i, line in enumerate(page) if i not in edges])
+    return cleaned
+
+
+def _pdf_metadata(reader: pypdf.PdfReader) -> tuple[str | None, ...]:
+    """Title, author, ISO creation date and language from the PDF; a broken info dictionary
+    costs the metadata, not the text."""
+    try:
+        info = reader.metadata
+        title = _clean_field(info.title) if info else None
+        author = _clean_field(info.author) if info else None
+    except PDF_ERRORS:
+        info = title = author = None
+    try:
+        created = info.creation_date if info else None
+        date = created.date().isoformat() if created else None
+    except PDF_ERRORS:
+        date = None
+    try:
+        language = _language_code(reader.trailer["/Root"].get("/Lang"))
+    except PDF_ERRORS:
+        language = None
+    return title, author, date, language
+
+
+def _clean_field(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return " ".join(_CONTROL_CHARS.sub("", value).split()) or None
+
+
+# --------------------------------------------------------------------------- plain text
+
+
+def _extract_plain(body: bytes, content_type: str | None) -> Document:
+    versions = _versions()
+    # line endings are normalised so the hash does not depend on how the server stored the file
+    text = decode_text(body, content_type).replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        return _no_text("plain", versions, "empty text")
+    return _document(
+        text,
+        extractor="plain",
+        versions=versions,
+        title=None,
+        author=None,
+        date=None,
+        sitename=None,
+        language=None,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _versions(library: str | None = None, version: str | None = None) -> str:
+    own = f"mlopsmortem-extract {EXTRACTOR_VERSION}"
+    return f"{library} {version}; {own}" if library else own
+
+
+def _document(
+    text: str,
+    *,
+    extractor: str,
+    versions: str,
+    title: str | None,
+    author: str | None,
+    date: str | None,
+    sitename: str | None,
+    language: str | None,
+) -> Document:
+    return Document(
+        text=text,
+        title=_clean_field(title),
+        author=_clean_field(author),
+        date=date,
+        sitename=_clean_field(sitename),
+        language=language,
+        word_count=len(text.split()),
+        text_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        extractor=extractor,
+        extractor_version=versions,
+        no_text_reason=None,
+    )
+
+
+def _no_text(extractor: str, versions: str, reason: str) -> Document:
+    return Document(
+        text=None,
+        title=None,
+        author=None,
+        date=None,
+        sitename=None,
+        language=None,
+        word_count=0,
+        text_hash=None,
+        extractor=extractor,
+        extractor_version=versions,
+        no_text_reason=reason,
+    )
