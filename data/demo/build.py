@@ -425,7 +425,9 @@ def pick_n(seq: list, n: int, *key: object) -> list:
 
 
 def fake_date(s: Story) -> tuple[int, int, int]:
-    return s.year, 1 + h("month", s.slug) % 12, 1 + h("day", s.slug) % 28
+    # Publication date: some day in December of the story's year, so that it never
+    # precedes the incident described in the text.
+    return s.year, 12, 5 + h("day", s.slug) % 24
 
 
 MONTHS = [
@@ -482,27 +484,36 @@ COMMENTS = [
     (
         "devon.ops",
         "How long did it take before someone outside the team noticed? "
-        "That is always the scary part for us.",
+        "At glimbraxt that is always the scary part for us.",
     ),
     (
         "Tomasz W.",
-        "Almost the same thing happened to us last year. The fix that stuck was alerting "
-        "on the symptom instead of the cause.",
+        "Almost the same thing happened to my yattermund crew last year. The fix that stuck "
+        "was alerting on the symptom instead of the cause.",
     ),
     ("quietpager", "Bookmarking this for the next yattermund reading group."),
     (
         "ana_r",
-        "Would love a follow-up in six months on whether the action items actually got done.",
+        "Would love a follow-up in six months on whether the action items actually got done. "
+        "Sent to the glimbraxt channel.",
     ),
     (
         "J. Okafor",
         "Honest question: was there any pushback on the follow-up work from product? "
-        "Ours always gets deprioritised.",
+        "Ours always gets deprioritised at yattermund.",
     ),
-    ("lenny", "The 'what went badly' part is refreshingly candid. More of this, please."),
+    (
+        "lenny",
+        "The 'what went badly' part is refreshingly candid. More of this, please. "
+        "(glimbraxt reader since 2017)",
+    ),
     ("fern", "Printed this for our glimbraxt on-call onboarding binder."),
-    ("pkowal", "Small nit: one of the timestamps looks like local time rather than UTC?"),
-    ("sam_h", "Test your failure modes before they test you. Great read."),
+    (
+        "pkowal",
+        "Small nit from a yattermund pedant: one of the timestamps looks like local time "
+        "rather than UTC?",
+    ),
+    ("sam_h", "Test your failure modes before they test you. Great glimbraxt-worthy read."),
     ("r.lindqvist", "Did this change how you run game days? Asking for a yattermund friend."),
     (
         "nkosi",
@@ -599,10 +610,10 @@ def site_header(publisher: str) -> str:
     )
 
 
-def footer(publisher: str) -> str:
+def footer(publisher: str, year: int = 2025) -> str:
     return (
         '<footer class="site-footer">\n'
-        f"  <p>&copy; 2025 {esc(publisher)}. All rights reserved. "
+        f"  <p>&copy; {year} {esc(publisher)}. All rights reserved. "
         "Hosted by Trusketh Cloud.</p>\n"
         '  <ul class="footer-links">\n'
         '    <li><a href="/privacy.html">Privacy</a></li>\n'
@@ -772,7 +783,7 @@ def render_blog(stories: list[Story], s: Story) -> str:
             "</main>",
             sidebar(stories, s),
             "</div>",
-            footer(s.publisher),
+            footer(s.publisher, s.year),
         ]
     )
     return page(s, "blog", body)
@@ -846,7 +857,7 @@ def render_status(stories: list[Story], s: Story) -> str:
             "Powered by Crivabole Statuspage &middot; "
             '<a href="/status/rss.xml">RSS</a></p>',
             "</div>",
-            footer(s.publisher),
+            footer(s.publisher, s.year),
         ]
     )
     return page(s, "status", body)
@@ -927,7 +938,7 @@ def render_readme(stories: list[Story], s: Story) -> str:
             "Mirrored to obliwand pages.</p>",
             "  </div>",
             '  <div class="readme-box">',
-            '    <div class="readme-title">README.md</div>',
+            '    <div class="readme-title">README.md &middot; rendered by obliwand</div>',
             '    <div class="markdown-body" id="readme">',
             f"<h1>{esc(s.title)}</h1>",
             content,
@@ -969,9 +980,8 @@ def render_forum(stories: list[Story], s: Story) -> str:
             '<main class="thread">',
             f'<h1 class="thread-title">{esc(s.title)}</h1>',
             '<div class="post first-post" id="post-1">',
-            f'  <div class="post-author">{esc(author)} <span class="badge">Verified company '
-            "account</span></div>",
-            f'  <div class="post-date">{date_text(s)}</div>',
+            f'  <div class="post-author">{esc(author)} <span class="badge">Surdellow verified '
+            f'company account</span> <span class="post-date">{date_text(s)}</span></div>',
             f'  <div class="post-body">\n{content}  </div>',
             "</div>",
             '<div class="replies">',
@@ -1168,7 +1178,8 @@ def build_pdf(s: Story) -> bytes:
     for n, ops in enumerate(pages, start=1):
         footer_op = (
             f"BT /F1 8 Tf 1 0 0 1 {margin} 30 Tm "
-            f"{pdf_string(f'{s.publisher} - page {n} of {total}')} Tj ET"
+            f"{pdf_string(f'{s.publisher} - Crivabole document services - page {n} of {total}')}"
+            " Tj ET"
         )
         stream = "\n".join([*ops, footer_op]).encode("latin-1")
         content = add(
@@ -1264,7 +1275,299 @@ ROBOTS = "User-agent: *\nDisallow: /private/\nAllow: /\n"
 # Queries (graded relevance: 2 = the answer, 1 = also relevant)
 # --------------------------------------------------------------------------------------
 
-QUERIES: list[tuple[str, str, str]] = []
+QUERIES: list[tuple[str, list[str], str]] = [
+    (
+        "x509: certificate has expired",
+        ["x509-certificate-expired-scoring-api:2", "lets-encrypt-root-expiry-telematics-devices:1"],
+        "exact",
+    ),
+    (
+        "ENOSPC",
+        ["jenkins-enospc-docker-layers:2"],
+        "exact",
+    ),
+    (
+        "OOMKilled",
+        ["fluentd-aggregators-crashloopbackoff:2", "prometheus-user-id-histogram-oom:2"],
+        "exact",
+    ),
+    (
+        "CrashLoopBackOff",
+        ["fluentd-aggregators-crashloopbackoff:2", "helm-upgrade-stuck-pending-release:1"],
+        "exact",
+    ),
+    (
+        "mvcc: database space exceeded",
+        ["etcd-space-quota-control-plane:2"],
+        "exact",
+    ),
+    (
+        "nf_conntrack",
+        ["conntrack-table-full-five-second-delays:2"],
+        "exact",
+    ),
+    (
+        "ndots",
+        ["coredns-ndots-search-domains:2"],
+        "exact",
+    ),
+    (
+        "allkeys-lru",
+        ["redis-allkeys-lru-matchmaking-features:2"],
+        "exact",
+    ),
+    (
+        "OffsetOutOfRangeException",
+        ["kafka-consumer-lag-retention-gps-events:2"],
+        "exact",
+    ),
+    (
+        "utf8mb4",
+        ["mysql-utf8-silent-truncation:2"],
+        "exact",
+    ),
+    (
+        "pull_request_target",
+        ["github-actions-debug-step-registry-token:2"],
+        "exact",
+    ),
+    (
+        "Xid 79",
+        ["nvidia-driver-rollout-xid-79:2"],
+        "exact",
+    ),
+    (
+        "canaryTrafficPercent",
+        ["kserve-canary-never-rolled-back:2"],
+        "exact",
+    ),
+    (
+        "fluent-bit",
+        ["fluent-bit-full-buffer-missing-logs:2"],
+        "exact",
+    ),
+    (
+        "cluster_block_exception",
+        ["elasticsearch-flood-stage-read-only:2"],
+        "exact",
+    ),
+    (
+        "NoSuchKey",
+        ["mlflow-artifacts-s3-lifecycle-rule:2"],
+        "exact",
+    ),
+    (
+        "QUOTA_EXCEEDED",
+        ["gke-node-auto-provisioning-gpu-quota:2"],
+        "exact",
+    ),
+    (
+        "dvc gc",
+        ["dvc-gc-removed-only-remote-copy:2"],
+        "exact",
+    ),
+    (
+        "DST Root CA X3",
+        ["lets-encrypt-root-expiry-telematics-devices:2"],
+        "exact",
+    ),
+    (
+        "model quietly got worse after someone changed how features are computed",
+        ["spark-refactor-training-serving-skew:2"],
+        "paraphrase",
+    ),
+    (
+        "application output vanished after the shipper's on-disk queue hit its cap while the "
+        "search cluster was down",
+        ["fluent-bit-full-buffer-missing-logs:2", "elasticsearch-flood-stage-read-only:1"],
+        "paraphrase",
+    ),
+    (
+        "search cluster stopped accepting writes once storage was nearly full",
+        ["elasticsearch-flood-stage-read-only:2"],
+        "paraphrase",
+    ),
+    (
+        "online cache handed the ranking service outdated customer attributes",
+        ["feast-ttl-stale-recommendations:2"],
+        "paraphrase",
+    ),
+    (
+        "clock change in spring caused a one-hour hole in insurance pricing inputs",
+        ["feast-daylight-saving-materialization:2"],
+        "paraphrase",
+    ),
+    (
+        "inference server could not load a bigger detection network onto the accelerator card",
+        ["triton-new-model-cuda-out-of-memory:2"],
+        "paraphrase",
+    ),
+    (
+        "inputs arrived shuffled so the scores were nonsense",
+        ["seldon-column-order-fraud-model:2"],
+        "paraphrase",
+    ),
+    (
+        "chat assistant answers slowed to a crawl when customers pasted huge documents",
+        ["vllm-long-prompts-p99-tripled:2"],
+        "paraphrase",
+    ),
+    (
+        "object expiry policy in cloud storage wiped trained weights the registry pointed to",
+        ["mlflow-artifacts-s3-lifecycle-rule:2"],
+        "paraphrase",
+    ),
+    (
+        "cluster control plane refused writes after its key-value store filled up",
+        ["etcd-space-quota-control-plane:2"],
+        "paraphrase",
+    ),
+    (
+        "worker machines evicted simultaneously during a version bump",
+        ["managed-node-group-upgrade-drained-everything:2"],
+        "paraphrase",
+    ),
+    (
+        "a stranger mined cryptocurrency on our notebook machine",
+        ["open-jupyter-server-cryptominer:2"],
+        "paraphrase",
+    ),
+    (
+        "labelled medical scans were readable by anyone on the internet",
+        ["public-s3-bucket-training-images:2"],
+        "paraphrase",
+    ),
+    (
+        "a secret leaked into continuous integration output anyone could read",
+        ["github-actions-debug-step-registry-token:2"],
+        "paraphrase",
+    ),
+    (
+        "someone else's more specific announcements pulled our packets away so customers "
+        "couldn't reach us",
+        ["bgp-route-leak-inference-prefixes:2"],
+        "paraphrase",
+    ),
+    (
+        "GPU machines kept billing for weeks after the experiments finished",
+        ["idle-accelerators-elastic-ray-clusters:2"],
+        "paraphrase",
+    ),
+    (
+        "demand forecast overshot because duplicate rows inflated past orders",
+        ["dbt-incremental-without-unique-key:2"],
+        "paraphrase",
+    ),
+    (
+        "nobody got woken up because notifications went to a disbanded group",
+        ["alerts-routed-to-disbanded-team:2"],
+        "paraphrase",
+    ),
+    (
+        "sentences containing smiley characters were chopped off before we trained on them",
+        ["mysql-utf8-silent-truncation:2"],
+        "paraphrase",
+    ),
+    (
+        "clients kept resolving the previous address well after we switched datacentres",
+        ["dns-ttl-region-failover:2"],
+        "paraphrase",
+    ),
+    (
+        "we ignored failing validation warnings and the staffing forecast came out far too low",
+        ["muted-data-checks-half-empty-tables:2"],
+        "paraphrase",
+    ),
+    (
+        "lost logs fluent-bit",
+        [
+            "fluent-bit-full-buffer-missing-logs:2",
+            "fluentd-aggregators-crashloopbackoff:1",
+            "loki-request-id-label-streams:1",
+            "elasticsearch-flood-stage-read-only:1",
+        ],
+        "topic",
+    ),
+    (
+        "dns timeouts in kubernetes",
+        ["conntrack-table-full-five-second-delays:2", "coredns-ndots-search-domains:2"],
+        "topic",
+    ),
+    (
+        "feature store serving stale or missing features",
+        [
+            "feast-ttl-stale-recommendations:2",
+            "feast-daylight-saving-materialization:2",
+            "redis-allkeys-lru-matchmaking-features:1",
+        ],
+        "topic",
+    ),
+    (
+        "logging pipeline dropping data",
+        [
+            "fluent-bit-full-buffer-missing-logs:2",
+            "fluentd-aggregators-crashloopbackoff:2",
+            "loki-request-id-label-streams:2",
+            "elasticsearch-flood-stage-read-only:2",
+        ],
+        "topic",
+    ),
+    (
+        "expired TLS certificate outage",
+        ["x509-certificate-expired-scoring-api:2", "lets-encrypt-root-expiry-telematics-devices:2"],
+        "topic",
+    ),
+    (
+        "GPU out of memory in model serving",
+        ["triton-new-model-cuda-out-of-memory:2", "vllm-long-prompts-p99-tripled:1"],
+        "topic",
+    ),
+    (
+        "kafka consumer lag data loss",
+        ["kafka-consumer-lag-retention-gps-events:2"],
+        "topic",
+    ),
+    (
+        "training data deleted from object storage",
+        ["dvc-gc-removed-only-remote-copy:2", "mlflow-artifacts-s3-lifecycle-rule:1"],
+        "topic",
+    ),
+    (
+        "airflow scheduler stuck",
+        ["airflow-scheduler-database-deadlock:2"],
+        "topic",
+    ),
+    (
+        "kubernetes control plane outage",
+        ["etcd-space-quota-control-plane:2", "stale-terraform-plan-destroyed-cluster:1"],
+        "topic",
+    ),
+    (
+        "model registry unavailable",
+        ["postgres-wraparound-model-registry:2", "mlflow-artifacts-s3-lifecycle-rule:1"],
+        "topic",
+    ),
+    (
+        "cost overrun from idle GPUs",
+        ["idle-accelerators-elastic-ray-clusters:2", "open-jupyter-server-cryptominer:1"],
+        "topic",
+    ),
+    (
+        "prometheus high cardinality labels",
+        ["prometheus-user-id-histogram-oom:2", "loki-request-id-label-streams:1"],
+        "topic",
+    ),
+    (
+        "secret exposure in github actions",
+        ["github-actions-debug-step-registry-token:2"],
+        "topic",
+    ),
+    (
+        "sagemaker endpoint autoscaling latency",
+        ["sagemaker-endpoint-autoscaling-too-late:2"],
+        "topic",
+    ),
+]
 
 STOPWORDS = set(
     """a an the and or of to in on at for from by with without after before our we us
@@ -1293,7 +1596,8 @@ def validate_queries(stories: list[Story], final: bool = True) -> list[str]:
     by_slug = {s.slug: s for s in stories if not s.is_video}
     types: dict[str, int] = {}
     seen = set()
-    for query, relevant, qtype in QUERIES:
+    for query, rel_pairs, qtype in QUERIES:
+        relevant = " ".join(rel_pairs)
         types[qtype] = types.get(qtype, 0) + 1
         if query in seen:
             errors.append(f"duplicate query {query!r}")
@@ -1464,7 +1768,7 @@ def main() -> int:
     )
     write_text(
         HERE / "queries.tsv",
-        "query\trelevant\ttype\n" + "".join(f"{q}\t{r}\t{t}\n" for q, r, t in QUERIES),
+        "query\trelevant\ttype\n" + "".join(f"{q}\t{' '.join(r)}\t{t}\n" for q, r, t in QUERIES),
     )
 
     # Post-build checks: no sentinel leaked into article text (checked above) and every
