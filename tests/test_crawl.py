@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from mlopsmortem.cli import cli
@@ -42,6 +41,14 @@ def make_list(tmp_path: Path, urls: list[str]) -> SourceSpec:
     path = tmp_path / "list.md"
     path.write_text("\n".join(lines) + "\n")
     return SourceSpec(name="test", location=str(path), format="afs")
+
+
+@pytest.fixture(autouse=True)
+def no_robots(request):
+    """Sites without robots.txt (404: everything allowed), unless a test serves one."""
+    if "httpserver" in request.fixturenames and "robots" not in request.node.name:
+        server = request.getfixturevalue("httpserver")
+        server.expect_request("/robots.txt").respond_with_data("", status=404)
 
 
 def crawl_settings(settings):
@@ -112,7 +119,7 @@ def test_recrawl_is_conditional_and_reextracts_only_the_changed_page(
     httpserver.clear_log()
 
     second = fetch_stories(db, settings)
-    requests = [r for r, _ in httpserver.log]
+    requests = [r for r, _ in httpserver.log if r.path != "/robots.txt"]
     assert len(requests) == 2
     assert all(r.headers.get("If-None-Match") for r in requests)
     assert second.not_modified == 2 and second.changed == []
@@ -305,9 +312,7 @@ def test_crawl_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path, 
     with sqlite3.connect(db_path) as conn:
         done_before = {r[0] for r in conn.execute("SELECT url FROM pages WHERE body IS NOT NULL")}
 
-    result = subprocess.run(
-        [*command[:-1], "--json"], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([*command[:-1], "--json"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT url, COUNT(*) FROM pages GROUP BY url").fetchall()

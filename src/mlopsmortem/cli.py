@@ -136,8 +136,8 @@ def fetch_options(fn: F) -> F:
 
 
 @cli.command()
-@fetch_options
 @common_options
+@fetch_options
 def fetch(settings: Settings, only: tuple[str, ...]) -> None:
     """Fetch the stories' pages and extract their text."""
     from mlopsmortem.pipeline import run_fetch
@@ -156,8 +156,8 @@ def fetch(settings: Settings, only: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the change report as markdown to this file.",
 )
-@fetch_options
 @common_options
+@fetch_options
 def crawl(
     settings: Settings,
     sources: tuple[str, ...],
@@ -232,6 +232,103 @@ def demo(settings: Settings, site_port: int, port: int, no_serve: bool, open_bro
             echo(settings, line)
         if not no_serve:
             serve_datasette(settings, host="127.0.0.1", port=port, open_browser=open_browser)
+
+
+def _since_timestamp(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from mlopsmortem.history import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+def _max_age_seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet"]),
+    default="parquet",
+    show_default=True,
+    help="File format of the data files.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the data files, datasheet.md and manifest.json.",
+)
+@click.option("--with-embeddings", is_flag=True, help="Also export passage vectors (per model).")
+@click.option(
+    "--no-text",
+    is_flag=True,
+    help="Metadata, tags and embeddings only: no prose of pages or lists.",
+)
+@common_options
+def export(
+    settings: Settings, fmt: str, out_dir: Path, with_embeddings: bool, no_text: bool
+) -> None:
+    """Export the knowledge base as a dataset with a datasheet and a manifest.
+
+    The same database always gives byte-identical files.
+    """
+    from mlopsmortem.export import run_export
+
+    manifest = run_export(settings, fmt, out_dir, with_embeddings=with_embeddings, no_text=no_text)
+    for line in manifest.summary_lines():
+        echo(settings, line)
+
+
+@cli.command()
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    callback=_since_timestamp,
+    help="A date (2026-11-01, UTC) or a duration back from now (12h, 7d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@common_options
+def changes(settings: Settings, since: str, as_json: bool) -> None:
+    """New stories, changed pages, newly dead and recovered links since a date."""
+    from mlopsmortem.history import changes_report
+
+    report = changes_report(settings, since)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report.summary_lines():
+            echo(settings, line)
+
+
+@cli.command()
+@click.option(
+    "--max-age",
+    default="30d",
+    show_default=True,
+    callback=_max_age_seconds,
+    help="Pages fetched longer ago than this count as stale (12h, 30d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@common_options
+def status(settings: Settings, max_age: float, as_json: bool) -> None:
+    """Story counts by category and link status, unfetched and stale pages, the last runs."""
+    from mlopsmortem.history import status_report
+
+    report = status_report(settings, max_age)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report.summary_lines():
+            echo(settings, line)
 
 
 def main() -> None:

@@ -197,10 +197,12 @@ def run_crawl(
     *,
     only: Sequence[str] = (),
     on_problem: Callable[[str], None] | None = None,
+    specs: Sequence[SourceSpec] | None = None,
 ) -> CrawlRun:
     """Ingest the lists, fetch the pages, then every later stage: the command for cron."""
     db = open_db(settings.db_path)
-    specs = resolve_sources(settings, arguments)
+    if specs is None:
+        specs = resolve_sources(settings, arguments)
     with crawl_lock(settings.db_path), record_run(db, "crawl") as run:
         ingest = ingest_sources(db, specs, settings, on_problem=on_problem)
         crawl = _fetch_with_progress(db, settings, only, run.id)
@@ -235,4 +237,5 @@ def demo_session(settings: Settings, *, site_port: int) -> Iterator[tuple[CrawlR
             wayback_api=site.wayback_api,
             delay=0.0,  # our own local server: no need to be polite to it
         )
-        yield run_crawl(demo_settings, [str(list_path)]), site
+        spec = SourceSpec(name="mlopsmortem-demo", location=str(list_path.resolve()), format="afs")
+        yield run_crawl(demo_settings, [], specs=[spec]), site
