@@ -1,0 +1,716 @@
+"""Exporting the knowledge base: round trips per format, determinism, --no-text, datasheet."""
+
+import csv
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from mlopsmortem.cli import cli
+from mlopsmortem.export import FORMATS, MANIFEST_NAME, ExportError, export_dataset, run_export
+from mlopsmortem.urls import story_id
+
+MODEL = "all-MiniLM-L6-v2"
+DIM = 8
+# Phrases that exist only in prose columns; a --no-text export must contain none of them.
+PAGE_PROSE = "the online store TTL was shorter than the materialization interval"
+LIST_SUMMARY = "A feature store served week-old features to the ranking model"
+LIST_TEXT = "Feast TTL outage, told by the on-call engineer"
+EVIDENCE = "quoted: Redis evicted keys before the job rewrote them"
+PROSE = (PAGE_PROSE, LIST_SUMMARY, LIST_TEXT, EVIDENCE)
+TEXT_COLUMNS = {"text", "summary", "list_text", "evidence"}
+
+
+def vector(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def blob(v: np.ndarray) -> bytes:
+    return np.asarray(v, dtype="<f4").tobytes()
+
+
+def build_kb(db) -> dict:
+    """A small knowledge base written straight into the tables, as the pipeline leaves it."""
+    urls = {
+        "feast": "https://eng.acme.example/blog/feast-ttl-stale-recommendations",
+        "etcd": "https://status.beta.example/incidents/etcd-space-quota",
+        "guide": "https://docs.gamma.example/mlops/runbooks",
+        "gone": "https://old.delta.example/2019/postmortem",
+    }
+    ids = {k: story_id(u) for k, u in urls.items()}
+    with db.conn:
+        db["sources"].insert_all(
+            [
+                {
+                    "id": 1,
+                    "name": "awful-mlops",
+                    "location": "https://raw.githubusercontent.com/x/awful-mlops/main/README.md",
+                    "format": "afs",
+                    "last_read": "2024-05-02T03:00:04Z",
+                    "etag": 'W/"5f1c0a"',
+                    "last_modified": "Tue, 30 Apr 2024 10:00:00 GMT",
+                    "content_hash": "ab" * 32,
+                    "status": "ok",
+                },
+                {
+                    "id": 2,
+                    "name": "post-mortems",
+                    "location": "https://raw.githubusercontent.com/danluu/post-mortems/HEAD/README.md",
+                    "format": "danluu",
+                    "last_read": "2024-05-02T03:00:05Z",
+                    "etag": '"77aa"',
+                    "content_hash": "cd" * 32,
+                    "status": "ok",
+                },
+            ]
+        )
+        story = {
+            "first_seen": "2024-05-01T03:00:00Z",
+            "last_seen": "2024-05-02T03:00:00Z",
+        }
+        db["stories"].insert_all(
+            [
+                {
+                    **story,
+                    "id": ids["feast"],
+                    "url": urls["feast"] + "?utm_source=list",
+                    "canonical_url": urls["feast"],
+                    "category": "failure story",
+                    "title": "Feast TTL served stale recommendations",
+                    "publisher": "Acme",
+                    "kind": "blog post",
+                    "year": 2022,
+                    "summary": LIST_SUMMARY,
+                    "components": json.dumps(["Feast", "Redis"]),
+                    "impacts": json.dumps(["stale-data"]),
+                },
+                {
+                    **story,
+                    "id": ids["etcd"],
+                    "url": urls["etcd"],
+                    "canonical_url": urls["etcd"],
+                    "archive_url": "https://web.archive.org/web/2023/" + urls["etcd"],
+                    "category": "failure story",
+                    "title": "etcd space quota stopped the control plane",
+                    "publisher": "Beta",
+                    "kind": "status page",
+                    "year": 2023,
+                    "components": json.dumps(["etcd", "Kubernetes"]),
+                    "impacts": json.dumps(["outage"]),
+                },
+                {
+                    **story,
+                    "id": ids["guide"],
+                    "url": urls["guide"],
+                    "canonical_url": urls["guide"],
+                    "category": "resource",
+                    "title": "MLOps runbooks",
+                    "publisher": "Gamma",
+                    "components": json.dumps([]),
+                    "impacts": json.dumps([]),
+                },
+                {
+                    **story,
+                    "id": ids["gone"],
+                    "url": urls["gone"],
+                    "canonical_url": urls["gone"],
+                    "category": "failure story",
+                    "title": "Old outage",
+                    "year": 2019,
+                    "removed_at": "2024-05-02T03:00:00Z",
+                },
+            ]
+        )
+        provenance = {"first_seen": "2024-05-01T03:00:00Z", "last_seen": "2024-05-02T03:00:00Z"}
+        db["story_sources"].insert_all(
+            [
+                {
+                    **provenance,
+                    "id": 1,
+                    "story_id": ids["feast"],
+                    "source_id": 1,
+                    "occurrence": 0,
+                    "line": 12,
+                    "section": "Feature stores",
+                    "list_url": urls["feast"] + "?utm_source=list",
+                    "category": "failure story",
+                    "title": "Feast TTL served stale recommendations",
+                    "publisher": "Acme",
+                    "kind": "blog post",
+                    "year": 2022,
+                    "list_title": "Feast TTL served stale recommendations - Acme - blog post 2022",
+                    "list_involved": json.dumps(["Feast", "redis"]),
+                    "list_impact": json.dumps(["stale recommendations for 3 days"]),
+                    "list_text": LIST_TEXT,
+                },
+                {
+                    **provenance,
+                    "id": 2,
+                    "story_id": ids["feast"],
+                    "source_id": 2,
+                    "occurrence": 0,
+                    "line": 40,
+                    "section": "Config Errors",
+                    "list_url": urls["feast"],
+                    "category": "failure story",
+                    "publisher": "Acme",
+                    "summary": LIST_SUMMARY,
+                    "list_title": "Acme",
+                    "list_involved": json.dumps([]),
+                    "list_impact": json.dumps([]),
+                    "list_text": LIST_SUMMARY,
+                },
+                {
+                    **provenance,
+                    "id": 3,
+                    "story_id": ids["etcd"],
+                    "source_id": 1,
+                    "occurrence": 0,
+                    "line": 20,
+                    "list_url": urls["etcd"],
+                    "category": "failure story",
+                    "list_title": "etcd space quota - Beta - status page 2023",
+                    "list_involved": json.dumps(["etcd"]),
+                    "list_impact": json.dumps(["control plane down"]),
+                },
+                {
+                    **provenance,
+                    "id": 4,
+                    "story_id": ids["guide"],
+                    "source_id": 1,
+                    "occurrence": 0,
+                    "line": 90,
+                    "section": "Resources",
+                    "tag": "runbook",
+                    "list_url": urls["guide"],
+                    "category": "resource",
+                },
+                {
+                    **provenance,
+                    "id": 5,
+                    "story_id": ids["gone"],
+                    "source_id": 2,
+                    "occurrence": 0,
+                    "line": 3,
+                    "list_url": urls["gone"],
+                    "category": "failure story",
+                    "removed_at": "2024-05-02T03:00:00Z",
+                },
+            ]
+        )
+        db["pages"].insert_all(
+            [
+                {
+                    "story_id": ids["feast"],
+                    "url": urls["feast"],
+                    "final_url": urls["feast"],
+                    "status_code": 200,
+                    "content_type": "text/html; charset=utf-8",
+                    "etag": '"e1"',
+                    "fetched_at": "2024-05-02T03:01:00Z",
+                    "content_hash": "11" * 32,
+                    "body": b"x\x9c compressed bytes that must never be exported",
+                    "body_size": 5120,
+                    "truncated": 0,
+                    "link_status": "live",
+                    "changed_at": "2024-05-01T03:01:00Z",
+                },
+                {
+                    "story_id": ids["etcd"],
+                    "url": urls["etcd"],
+                    "final_url": urls["etcd"],
+                    "archive_url": "https://web.archive.org/web/2023/" + urls["etcd"],
+                    "status_code": 404,
+                    "fetched_at": "2024-05-02T03:01:01Z",
+                    "link_status": "archived",
+                    "error_kind": "http_404",
+                    "error_message": "HTTP 404",
+                    "dead_since": "2024-05-02T03:01:01Z",
+                },
+                {
+                    "story_id": ids["guide"],
+                    "url": urls["guide"],
+                    "final_url": "https://gamma.example/runbooks",
+                    "status_code": 200,
+                    "content_type": "text/html",
+                    "fetched_at": "2024-05-02T03:01:02Z",
+                    "content_hash": "22" * 32,
+                    "body_size": 900,
+                    "truncated": 1,
+                    "link_status": "redirected",
+                },
+            ]
+        )
+        db["documents"].insert_all(
+            [
+                {
+                    "story_id": ids["feast"],
+                    "title": "How a TTL served stale recommendations",
+                    "author": "A. Engineer",
+                    "date": "2022-03-04",
+                    "sitename": "Acme Engineering",
+                    "language": "en",
+                    "text": f"In March {PAGE_PROSE}, so every lookup missed. We fixed it.",
+                    "word_count": 18,
+                    "text_hash": "33" * 32,
+                    "content_hash": "11" * 32,
+                    "extractor": "trafilatura",
+                    "extractor_version": "2.0.0",
+                    "extracted_at": "2024-05-01T03:01:00Z",
+                },
+                {
+                    "story_id": ids["guide"],
+                    "no_text_reason": "too short",
+                    "content_hash": "22" * 32,
+                    "extractor": "trafilatura",
+                    "extractor_version": "2.0.0",
+                    "extracted_at": "2024-05-02T03:01:02Z",
+                },
+            ]
+        )
+        passages = [
+            (1, ids["feast"], 0, "card", f"Feast TTL served stale recommendations. {LIST_SUMMARY}"),
+            (2, ids["feast"], 1, "text", f"In March {PAGE_PROSE}, so every lookup missed."),
+            (3, ids["feast"], 2, "text", "We fixed it."),
+            (4, ids["etcd"], 0, "card", "etcd space quota stopped the control plane"),
+            (5, ids["guide"], 0, "card", "MLOps runbooks"),
+        ]
+        db["passages"].insert_all(
+            {
+                "id": pid,
+                "story_id": sid,
+                "seq": seq,
+                "kind": kind,
+                "text": text,
+                "start": None if kind == "card" else 0,
+                "end": None if kind == "card" else len(text),
+                "text_hash": f"h{pid}",
+            }
+            for pid, sid, seq, kind, text in passages
+        )
+        db["embedding_models"].insert(
+            {"name": MODEL, "dimension": DIM, "created_at": "2024-05-01T03:02:00Z"}
+        )
+        db["embeddings"].insert_all(
+            {
+                "passage_id": pid,
+                "model": MODEL,
+                # passage 3's vector embeds an older text: stale, so left out
+                "text_hash": f"h{pid}" if pid != 3 else "old",
+                "vector": blob(vector(pid)),
+            }
+            for pid, *_ in passages
+        )
+        db["tags"].insert_all(
+            [
+                {
+                    "id": 1,
+                    "story_id": ids["feast"],
+                    "kind": "component",
+                    "tag": "Feast",
+                    "method": "list",
+                    "free": 0,
+                    "original": "Feast",
+                    "confidence": 1.0,
+                    "taxonomy_version": "0a1b2c3d4e5f",
+                },
+                {
+                    "id": 2,
+                    "story_id": ids["feast"],
+                    "kind": "component",
+                    "tag": "Redis",
+                    "method": "rule",
+                    "free": 0,
+                    "confidence": 0.9,
+                    "evidence": EVIDENCE,
+                    "passage_id": 2,
+                    "taxonomy_version": "0a1b2c3d4e5f",
+                },
+                {
+                    "id": 3,
+                    "story_id": ids["feast"],
+                    "kind": "impact",
+                    "tag": "stale-data",
+                    "method": "semantic",
+                    "free": 0,
+                    "confidence": 0.6125,
+                    "passage_id": 2,
+                    "taxonomy_version": "0a1b2c3d4e5f",
+                },
+                {
+                    "id": 4,
+                    "story_id": ids["etcd"],
+                    "kind": "impact",
+                    "tag": "control plane down",
+                    "method": "list",
+                    "free": 1,
+                    "original": "control plane down",
+                    "confidence": 1.0,
+                    "taxonomy_version": "0a1b2c3d4e5f",
+                },
+            ]
+        )
+        db["meta"].insert({"key": "taxonomy_version", "value": "0a1b2c3d4e5f"})
+        db["runs"].insert_all(
+            [
+                {
+                    "command": "crawl",
+                    "started_at": "2024-05-01T03:00:00Z",
+                    "finished_at": "2024-05-01T03:02:10Z",
+                    "status": "ok",
+                    "duration_s": 130.0,
+                    "counts": json.dumps({"new_stories": 4}),
+                    "report": json.dumps({"story_ids": {"new": list(ids.values())}}),
+                },
+                {
+                    "command": "crawl",
+                    "started_at": "2024-05-02T03:00:00Z",
+                    "finished_at": "2024-05-02T03:01:30Z",
+                    "status": "partial",
+                    "duration_s": 90.0,
+                    "counts": json.dumps({"newly_dead": 1}),
+                    "report": json.dumps({"story_ids": {"newly_dead": [ids["etcd"]]}}),
+                },
+            ]
+        )
+    return {"ids": ids, "urls": urls}
+
+
+@pytest.fixture
+def kb(db):
+    return build_kb(db)
+
+
+def read_back(path: Path, fmt: str, columns: list[dict]) -> list[dict]:
+    """A file as rows of plain Python values, with nothing but pyarrow, json and csv."""
+    if fmt == "parquet":
+        return pq.read_table(path).to_pylist()
+    if fmt == "jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    types = {c["name"]: c["type"] for c in columns}
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        for raw in csv.DictReader(f):
+            row = {}
+            for name, cell in raw.items():
+                t = types[name]
+                if cell == "":
+                    row[name] = None
+                elif t == "int64":
+                    row[name] = int(cell)
+                elif t == "float64":
+                    row[name] = float(cell)
+                elif t == "bool":
+                    row[name] = cell == "true"
+                elif t.startswith(("list", "fixed_size_list")):
+                    row[name] = json.loads(cell)
+                else:
+                    row[name] = cell
+            rows.append(row)
+    return rows
+
+
+def load_export(out: Path) -> tuple[dict, dict[str, list[dict]]]:
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    tables = {
+        f["table"]: read_back(out / f["name"], manifest["format"], f["columns"])
+        for f in manifest["files"]
+    }
+    return manifest, tables
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_matches_the_database(db, kb, settings, tmp_path, fmt):
+    out = tmp_path / "out"
+    result = export_dataset(db, settings, fmt, out, with_embeddings=True, no_text=False)
+    manifest, tables = load_export(out)
+    assert manifest["format"] == fmt
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f.name for f in result.files] + ["datasheet.md", "manifest.json"]
+    )
+
+    for table, sql in {
+        "stories": "SELECT id FROM stories ORDER BY id",
+        "provenance": "SELECT id FROM story_sources ORDER BY id",
+        "pages": "SELECT story_id FROM pages ORDER BY story_id",
+        "documents": "SELECT story_id FROM documents ORDER BY story_id",
+        "passages": "SELECT id FROM passages ORDER BY id",
+        "tags": "SELECT id FROM tags ORDER BY id",
+    }.items():
+        expected = [next(iter(r.values())) for r in db.query(sql)]
+        key = "id" if "id" in tables[table][0] else "story_id"
+        assert [r[key] for r in tables[table]] == expected, table
+        assert {f["table"]: f["rows"] for f in manifest["files"]}[table] == len(expected)
+
+    ids = kb["ids"]
+    stories = {r["id"]: r for r in tables["stories"]}
+    feast = stories[ids["feast"]]
+    assert feast["components"] == ["Feast", "Redis"]
+    assert feast["impacts"] == ["stale-data"]
+    assert feast["sources"] == ["awful-mlops", "post-mortems"]
+    assert (feast["link_status"], feast["word_count"], feast["year"]) == ("live", 18, 2022)
+    assert feast["summary"] == LIST_SUMMARY
+    assert stories[ids["gone"]]["link_status"] is None
+    assert stories[ids["gone"]]["removed_at"] == "2024-05-02T03:00:00Z"
+    assert stories[ids["guide"]]["components"] == []
+
+    provenance = {r["id"]: r for r in tables["provenance"]}
+    assert provenance[1]["list_involved"] == ["Feast", "redis"]
+    assert provenance[1]["list_impact"] == ["stale recommendations for 3 days"]
+    assert provenance[1]["list_title"].endswith("blog post 2022")
+    assert provenance[2]["source"] == "post-mortems"
+
+    pages = {r["story_id"]: r for r in tables["pages"]}
+    assert "body" not in tables["pages"][0]
+    assert pages[ids["etcd"]]["link_status"] == "archived"
+    assert pages[ids["etcd"]]["archive_url"].startswith("https://web.archive.org/")
+    assert pages[ids["guide"]]["final_url"] == "https://gamma.example/runbooks"
+    assert pages[ids["guide"]]["truncated"] is True
+    assert pages[ids["feast"]]["fetched_at"] == "2024-05-02T03:01:00Z"
+
+    tags = {r["id"]: r for r in tables["tags"]}
+    assert (tags[2]["method"], tags[2]["confidence"], tags[2]["evidence"]) == (
+        "rule",
+        0.9,
+        EVIDENCE,
+    )
+    assert tags[3]["confidence"] == 0.6125
+    assert tags[4]["free"] is True
+    passages = {r["id"]: r for r in tables["passages"]}
+    assert passages[2]["text"] == next(db.query("SELECT text FROM passages WHERE id = 2"))["text"]
+
+    embeddings = tables[f"embeddings-{MODEL}"]
+    assert [r["passage_id"] for r in embeddings] == [1, 2, 4, 5]  # 3 is stale
+    for row in embeddings:
+        assert (row["model"], row["dimension"]) == (MODEL, DIM)
+        got = np.asarray(row["vector"], dtype=np.float32)
+        assert np.array_equal(got, vector(row["passage_id"]))
+    assert manifest["models"] == [
+        {
+            "name": MODEL,
+            "dimension": DIM,
+            "created_at": "2024-05-01T03:02:00Z",
+            "vectors": 4,
+            "vectors_left_out": 1,
+        }
+    ]
+
+
+def test_parquet_types_are_plain_and_load_without_mlopsmortem(db, kb, settings, tmp_path):
+    out = tmp_path / "out"
+    export_dataset(db, settings, "parquet", out, with_embeddings=True)
+    schema = pq.read_schema(out / f"embeddings-{MODEL}.parquet")
+    assert schema.field("vector").type == pa.list_(pa.float32(), DIM)
+    assert pq.read_schema(out / "stories.parquet").field("components").type == pa.list_(pa.string())
+    assert pq.read_schema(out / "pages.parquet").field("truncated").type == pa.bool_()
+    # A fresh interpreter that cannot import mlopsmortem at all reads every file.
+    script = (
+        "import sys, glob, pyarrow.parquet as pq\n"
+        "sys.modules['mlopsmortem'] = None\n"
+        "for name in sorted(glob.glob(sys.argv[1] + '/*.parquet')):\n"
+        "    print(name.rsplit('/', 1)[1], pq.read_table(name).num_rows)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, check=True
+    )
+    assert "stories.parquet 4" in result.stdout
+    assert f"embeddings-{MODEL}.parquet 4" in result.stdout
+
+
+def test_loads_with_datasets_when_installed(db, kb, settings, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "out"
+    export_dataset(db, settings, "parquet", out, with_embeddings=True)
+    for name, rows in (("stories", 4), (f"embeddings-{MODEL}", 4)):
+        ds = datasets.load_dataset(
+            "parquet",
+            data_files={"train": str(out / f"{name}.parquet")},
+            cache_dir=str(tmp_path / "cache"),
+        )
+        assert ds["train"].num_rows == rows
+
+
+def test_pandas_reads_the_parquet_when_installed(db, kb, settings, tmp_path):
+    pd = pytest.importorskip("pandas")
+    out = tmp_path / "out"
+    export_dataset(db, settings, "parquet", out)
+    frame = pd.read_parquet(out / "stories.parquet")
+    assert sorted(frame["id"]) == sorted(kb["ids"].values())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_two_exports_are_byte_identical(db, kb, settings, tmp_path, fmt):
+    first, second = tmp_path / "one", tmp_path / "two"
+    export_dataset(db, settings, fmt, first, with_embeddings=True)
+    # reading the database in between (as `status` would) must not change anything
+    db.execute("SELECT COUNT(*) FROM stories").fetchone()
+    export_dataset(db, settings, fmt, second, with_embeddings=True)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert len(names) == 9  # 6 tables, embeddings, datasheet, manifest
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    # exporting again into the same directory rewrites the same bytes
+    before = {n: (first / n).read_bytes() for n in names}
+    export_dataset(db, settings, fmt, first, with_embeddings=True)
+    assert {n: (first / n).read_bytes() for n in names} == before
+
+
+def test_no_export_timestamp_anywhere(db, kb, settings, tmp_path):
+    out = tmp_path / "out"
+    export_dataset(db, settings, "jsonl", out, with_embeddings=True)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    for path in out.iterdir():
+        assert today not in path.read_text(encoding="utf-8"), path.name
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_no_text_leaves_out_every_prose_column(db, kb, settings, tmp_path, fmt):
+    out = tmp_path / "out"
+    export_dataset(db, settings, fmt, out, with_embeddings=True, no_text=True)
+    manifest, tables = load_export(out)
+    assert manifest["options"] == {"no_text": True, "with_embeddings": True}
+    for f in manifest["files"]:
+        declared = {c["name"] for c in f["columns"]}
+        assert not declared & TEXT_COLUMNS, f["name"]
+        if fmt == "parquet":
+            actual = set(pq.read_schema(out / f["name"]).names)
+        elif fmt == "csv":
+            actual = set(next(csv.reader(open(out / f["name"], encoding="utf-8"))))
+        else:
+            actual = set(tables[f["table"]][0])
+        assert actual == declared, f["name"]
+    for path in out.iterdir():
+        data = path.read_bytes()
+        for phrase in PROSE:
+            assert phrase.encode() not in data, (path.name, phrase)
+    # metadata, tags and embeddings are all still there
+    assert {r["id"] for r in tables["passages"]} == {1, 2, 3, 4, 5}
+    assert [r["tag"] for r in tables["tags"]] == [
+        "Feast",
+        "Redis",
+        "stale-data",
+        "control plane down",
+    ]
+    assert len(tables[f"embeddings-{MODEL}"]) == 4
+    assert tables["provenance"][0]["list_involved"] == ["Feast", "redis"]
+    assert "metadata-only export" in (out / "datasheet.md").read_text()
+
+
+def test_datasheet_and_manifest_describe_the_data(db, kb, settings, tmp_path):
+    out = tmp_path / "out"
+    export_dataset(db, settings, "parquet", out, with_embeddings=True)
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    counts = manifest["counts"]
+    assert counts["stories"] == 4
+    assert counts["removed_from_lists"] == 1
+    assert counts["by_category"] == {"failure story": 3, "resource": 1}
+    assert counts["by_link_status"] == {
+        "archived": 1,
+        "live": 1,
+        "not_fetched": 1,
+        "redirected": 1,
+    }
+    assert counts["by_component"] == {"Feast": 1, "Kubernetes": 1, "Redis": 1, "etcd": 1}
+    assert counts["by_impact"] == {"outage": 1, "stale-data": 1}
+    assert counts["tags_by_method"]["component/list"] == 1
+    sources = manifest["collection"]["sources"]
+    assert [s["name"] for s in sources] == ["awful-mlops", "post-mortems"]
+    assert sources[0]["etag"] == 'W/"5f1c0a"'
+    assert sources[0]["content_hash"] == "ab" * 32
+    assert sources[0]["last_read"] == "2024-05-02T03:00:04Z"
+    assert manifest["collection"]["crawl_dates"] == ["2024-05-01", "2024-05-02"]
+    assert manifest["collection"]["runs_by_command"]["crawl"]["runs"] == 2
+    assert manifest["taxonomy"] == {"version": "0a1b2c3d4e5f", "versions_in_tags": ["0a1b2c3d4e5f"]}
+    assert "belong to their authors" in manifest["licence"]
+    for f in manifest["files"]:
+        assert f["columns"] and all(c["description"] for c in f["columns"])
+        assert set(pq.read_schema(out / f["name"]).names) == {c["name"] for c in f["columns"]}
+    stories = next(f for f in manifest["files"] if f["table"] == "stories")
+    assert {"name": "components", "type": "list<string>"}.items() <= {
+        **next(c for c in stories["columns"] if c["name"] == "components")
+    }.items()
+
+    sheet = (out / "datasheet.md").read_text()
+    for expected in (
+        "## How it was collected",
+        "| awful-mlops | https://raw.githubusercontent.com/x/awful-mlops/main/README.md | afs |",
+        'W/"5f1c0a"',
+        "Crawl dates (UTC): 2024-05-01, 2024-05-02",
+        "| failure story | 3 |",
+        "| not_fetched | 1 |",
+        "| Feast | 1 |",
+        f"embedding model `{MODEL}`: {DIM} dimensions, 4 current vectors",
+        "(stale vectors left out: 1)",
+        "taxonomy version: 0a1b2c3d4e5f",
+        "### `stories.parquet`",
+        "| `vector` | `fixed_size_list<float32>[8]` |",
+        "belong to their authors",
+        'load_dataset("parquet"',
+    ):
+        assert expected in sheet, expected
+    for f in manifest["files"]:
+        assert f["sha256"] in sheet
+
+
+def test_reexport_drops_stale_files_and_keeps_foreign_ones(db, kb, settings, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("my dataset card")
+    export_dataset(db, settings, "parquet", out, with_embeddings=True)
+    assert (out / f"embeddings-{MODEL}.parquet").exists()
+    export_dataset(db, settings, "jsonl", out)
+    names = sorted(p.name for p in out.iterdir())
+    assert not any(n.endswith(".parquet") for n in names)
+    assert "README.md" in names and "stories.jsonl" in names
+    assert not any(n.startswith(".") for n in names)  # no temporary files left
+
+
+def test_empty_database_exports_empty_files(db, settings, tmp_path):
+    out = tmp_path / "out"
+    manifest = export_dataset(db, settings, "parquet", out, with_embeddings=True)
+    assert [f.rows for f in manifest.files] == [0] * 6
+    assert pq.read_table(out / "stories.parquet").num_rows == 0
+    assert "none yet" in (out / "datasheet.md").read_text()
+
+
+def test_bad_format_and_bad_directory(db, settings, tmp_path):
+    with pytest.raises(ExportError, match="unknown export format"):
+        export_dataset(db, settings, "xlsx", tmp_path / "out")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportError, match="not a directory"):
+        export_dataset(db, settings, "csv", tmp_path / "file")
+
+
+def test_run_export_needs_an_existing_database(settings, tmp_path):
+    from mlopsmortem.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="does not exist"):
+        run_export(settings, "csv", tmp_path / "out")
+    assert not settings.db_path.exists()
+
+
+def test_cli_export(db, kb, settings, tmp_path):
+    out = tmp_path / "out"
+    args = ["export", "--db", str(settings.db_path), "--format", "csv", "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--with-embeddings", "--no-text"])
+    assert result.exit_code == 0, result.output
+    assert "stories.csv: 4 rows" in result.output
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert manifest["options"] == {"no_text": True, "with_embeddings": True}
+    assert CliRunner().invoke(cli, [*args, "--quiet"]).output == ""
+    bad = CliRunner().invoke(cli, ["export", "--db", str(settings.db_path), "--format", "xml"])
+    assert bad.exit_code == 2
+    missing = CliRunner().invoke(
+        cli, ["export", "--db", str(tmp_path / "nope.db"), "--out", str(out)]
+    )
+    assert missing.exit_code == 1
+    assert "does not exist" in missing.output
