@@ -331,5 +331,125 @@ def status(settings: Settings, max_age: float, as_json: bool) -> None:
             echo(settings, line)
 
 
+@cli.command()
+@click.option("--model", "model_name", help="A sentence-transformers model name or path.")
+@click.option("--rebuild", is_flag=True, help="Re-embed every passage.")
+@common_options
+def embed(settings: Settings, model_name: str | None, rebuild: bool) -> None:
+    """Split documents into passages and embed the new or changed ones."""
+    from mlopsmortem.pipeline import run_embed
+
+    if model_name:
+        settings = settings.with_(model_name=model_name)
+    synced, counts = run_embed(settings, rebuild=rebuild)
+    echo(
+        settings,
+        f"passages: {synced.inserted} new, {synced.updated} changed, {synced.deleted} removed; "
+        f"embedded {counts.embedded} with {counts.model} ({counts.dimension}-d)",
+    )
+
+
+def filter_options(fn: F) -> F:
+    @click.option("--component", "components", multiple=True, help="Only stories with this tag.")
+    @click.option("--impact", "impacts", multiple=True, help="Only stories with this impact.")
+    @click.option("--since", type=int, help="Only stories from this year on.")
+    @click.option("--source", "sources", multiple=True, help="Only stories from this list.")
+    @click.option("--link-status", multiple=True, help="live, dead, archived, ...")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@cli.command()
+@click.argument("query")
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "semantic", "keyword"]),
+    default="hybrid",
+    show_default=True,
+)
+@filter_options
+@click.option("-n", "--limit", default=10, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array.")
+@common_options
+def search(
+    settings: Settings,
+    query: str,
+    mode: str,
+    components: tuple[str, ...],
+    impacts: tuple[str, ...],
+    since: int | None,
+    sources: tuple[str, ...],
+    link_status: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Find the stories that match QUERY, each with the passage that matched."""
+    from mlopsmortem.db import open_db
+    from mlopsmortem.search import search as search_stories
+
+    hits = search_stories(
+        open_db(settings.db_path),
+        query,
+        settings=settings,
+        mode=mode,  # type: ignore[arg-type]
+        components=components,
+        impacts=impacts,
+        since=since,
+        sources=sources,
+        link_status=link_status,
+        limit=limit,
+    )
+    print_hits(settings, hits, as_json)
+
+
+@cli.command()
+@click.argument("story_id")
+@click.option("-n", "--limit", default=10, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array.")
+@common_options
+def similar(settings: Settings, story_id: str, limit: int, as_json: bool) -> None:
+    """The stories nearest to STORY_ID."""
+    from mlopsmortem.db import open_db
+    from mlopsmortem.search import similar as similar_stories
+
+    hits = similar_stories(open_db(settings.db_path), story_id, settings=settings, limit=limit)
+    print_hits(settings, hits, as_json)
+
+
+def print_hits(settings: Settings, hits: list[Any], as_json: bool) -> None:
+    """JSON for programs; for people, one block per story with the matched words highlighted."""
+    if as_json:
+        click.echo(json.dumps([hit.to_dict() for hit in hits], indent=2, ensure_ascii=False))
+        return
+    if settings.quiet:
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not hits:
+        console.print("no stories found")
+    for hit in hits:
+        head = Text(f"{hit.rank}. ", style="bold")
+        head.append(hit.title or hit.url, style="bold")
+        details = ", ".join(str(x) for x in (hit.publisher, hit.year) if x)
+        if details:
+            head.append(f"  ({details})")
+        head.append(f"  [{hit.link_status or 'not fetched'}]  score {hit.score:.3f}", style="dim")
+        console.print(head)
+        console.print(Text(f"   {hit.url}   id {hit.id}", style="cyan"))
+        tags = [*hit.components, *hit.impacts]
+        if tags:
+            console.print(Text("   " + " · ".join(tags), style="magenta"))
+        snippet = Text("   " + hit.snippet)
+        for start, end in hit.highlights:
+            snippet.stylize("bold yellow", start + 3, end + 3)
+        console.print(snippet)
+        console.print()
+
+
 def main() -> None:
     cli(prog_name="mlopsmortem")

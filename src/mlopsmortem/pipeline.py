@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 
 import sqlite_utils
@@ -18,6 +18,7 @@ from mlopsmortem.crawl import (
 )
 from mlopsmortem.db import open_db
 from mlopsmortem.demo import DEMO_BASE, DEMO_HOST, RunningSite, demo_list_text, serve_site
+from mlopsmortem.embed import EmbedCounts, embed_passages
 from mlopsmortem.ingest import (
     IngestReport,
     SourceSpec,
@@ -25,6 +26,7 @@ from mlopsmortem.ingest import (
     load_source_specs,
     spec_from_argument,
 )
+from mlopsmortem.passages import SyncCounts, sync_passages
 from mlopsmortem.progress import progress_bar
 from mlopsmortem.runs import record_run
 from mlopsmortem.settings import Settings
@@ -216,8 +218,54 @@ def run_crawl(
 
 
 def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str, dict[str, object]]:
-    """Stages after fetching, in order; each is incremental, so an unchanged crawl is cheap."""
-    return {}
+    """Stages after fetching, in order; each is incremental, so an unchanged crawl is cheap.
+
+    Passages are synced and embedded before tagging (the semantic tagger reads passage
+    vectors), and once more after it, because a story's card passage names its tags.
+    """
+    stages: dict[str, dict[str, object]] = {}
+    first = sync_passages(db, settings=settings)
+    embedded = embed_passages(db, settings)
+    tagged = run_tagging(db, settings)
+    if tagged is not None:
+        stages["tag"] = tagged
+        second = sync_passages(db, settings=settings)
+        again = embed_passages(db, settings)
+        embedded = replace(embedded, embedded=embedded.embedded + again.embedded)
+        first = _add_counts(first, second)
+    stages["passages"] = asdict(first)
+    stages["embed"] = {"model": embedded.model, "embedded": embedded.embedded}
+    return stages
+
+
+def _add_counts(a: SyncCounts, b: SyncCounts) -> SyncCounts:
+    return SyncCounts(
+        stories=a.stories,
+        changed_stories=a.changed_stories + b.changed_stories,
+        inserted=a.inserted + b.inserted,
+        updated=a.updated + b.updated,
+        deleted=a.deleted + b.deleted,
+        unchanged=b.unchanged,
+    )
+
+
+def run_tagging(db: sqlite_utils.Database, settings: Settings) -> dict[str, object] | None:
+    """The tagging stage, when this installation has it; its counts for the report."""
+    try:
+        from mlopsmortem.tagging import tag_stories
+    except ImportError:  # tagging lands after search; crawl works without it
+        return None
+    report = tag_stories(db, settings)
+    return asdict(report) if is_dataclass(report) else dict(report)
+
+
+def run_embed(settings: Settings, *, rebuild: bool) -> tuple[SyncCounts, EmbedCounts]:
+    db = open_db(settings.db_path)
+    with record_run(db, "embed") as run:
+        synced = sync_passages(db, settings=settings)
+        counts = embed_passages(db, settings, rebuild=rebuild)
+        run.counts = {**asdict(synced), "embedded": counts.embedded, "model": counts.model}
+    return synced, counts
 
 
 @contextmanager
