@@ -714,3 +714,40 @@ def test_cli_export(db, kb, settings, tmp_path):
     )
     assert missing.exit_code == 1
     assert "does not exist" in missing.output
+
+
+def test_export_of_a_real_crawl_with_real_vectors(db, settings, httpserver, tmp_path):
+    from tests.test_history import Site, crawl
+
+    site = Site(httpserver, tmp_path)
+    site.write_list(["/stable", "/edited"])
+    crawl(settings, site)
+    model = next(db.query("SELECT name, dimension FROM embedding_models"))
+    assert db["embeddings"].count > 0
+    out = tmp_path / "out"
+    export_dataset(db, settings, "parquet", out, with_embeddings=True)
+
+    table = pq.read_table(out / f"embeddings-{model['name']}.parquet")
+    assert table.schema.field("vector").type == pa.list_(pa.float32(), model["dimension"])
+    stored = {
+        r["passage_id"]: np.frombuffer(r["vector"], dtype="<f4")
+        for r in db.query("SELECT passage_id, vector FROM embeddings")
+    }
+    rows = table.to_pylist()
+    assert sorted(r["passage_id"] for r in rows) == sorted(stored)
+    for row in rows:
+        assert np.array_equal(
+            np.asarray(row["vector"], dtype=np.float32), stored[row["passage_id"]]
+        )
+    passages = pq.read_table(out / "passages.parquet").to_pylist()
+    assert [p["text"] for p in passages] == [
+        r["text"] for r in db.query("SELECT text FROM passages ORDER BY id")
+    ]
+    stories = pq.read_table(out / "stories.parquet").to_pylist()
+    assert {s["link_status"] for s in stories} == {"live"}
+    assert all(s["word_count"] for s in stories)
+
+    again = tmp_path / "again"
+    export_dataset(db, settings, "parquet", again, with_embeddings=True)
+    for path in out.iterdir():
+        assert path.read_bytes() == (again / path.name).read_bytes(), path.name
