@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import html
+import mimetypes
 import re
 import statistics
 import sys
@@ -78,6 +79,11 @@ CONFIGS: dict[str, HtmlOptions] = {
     "preclean+anchor+no-tables": HtmlOptions(include_tables=False),
     "preclean+recall": HtmlOptions(anchor=False, favor_recall=True),
     "anchor+recall": HtmlOptions(preclean=False, favor_recall=True),
+    "preclean+anchor+extensive-dates": HtmlOptions(extensive_date_search=True),
+    "preclean+anchor@0.5": HtmlOptions(anchor_share=0.5),
+    "preclean+anchor@0.6": HtmlOptions(anchor_share=0.6),
+    "preclean+anchor@0.8": HtmlOptions(anchor_share=0.8),
+    "preclean+anchor@0.9": HtmlOptions(anchor_share=0.9),
 }
 
 
@@ -91,6 +97,7 @@ class Page:
     url: str
     sentences: tuple[str, ...]
     sentinels: tuple[str, ...]
+    year: str | None = None  # publication year from the article's front matter
 
 
 @dataclass
@@ -101,6 +108,10 @@ class Result:
     empty: list[str] = field(default_factory=list)
     seconds: float = 0.0
     misses: dict[str, list[str]] = field(default_factory=dict)
+    flat: list[str] = field(default_factory=list)  # text without a single paragraph break
+    dated: int = 0  # pages with a known year
+    date_right: int = 0
+    date_wrong: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- sentences
@@ -156,9 +167,11 @@ def demo_pages() -> list[Page]:
                 continue
             suffix = path.suffix.lower()
             if suffix not in (".html", ".pdf"):
-                continue
+                continue  # the video entry: see no_text_check()
             content_type = "application/pdf" if suffix == ".pdf" else "text/html"
-            found = sentences(article.read_text(encoding="utf-8"))
+            markdown = article.read_text(encoding="utf-8")
+            found = sentences(markdown)
+            year = re.search(r"^year:\s*(\d{4})", markdown, re.MULTILINE)
             if suffix == ".pdf":
                 found = tuple(dict.fromkeys(_winansi(s) for s in found))
             pages.append(
@@ -171,6 +184,7 @@ def demo_pages() -> list[Page]:
                     row.get("url") or path.as_uri(),
                     found,
                     words if suffix == ".html" else (),
+                    year.group(1) if year else None,
                 )
             )
     return pages
@@ -432,11 +446,19 @@ def run(pages: Iterable[Page], options: HtmlOptions) -> Result:
         text = norm(doc.text or "")
         if not text:
             result.empty.append(f"{page.layout}/{page.name}: {doc.no_text_reason}")
+        elif "\n\n" not in (doc.text or ""):
+            result.flat.append(f"{page.layout}/{page.name}")
         missing = [s for s in page.sentences if s not in text]
         if page.sentences:
             result.recovered.append(1 - len(missing) / len(page.sentences))
         if missing:
             result.misses[f"{page.layout}/{page.name}"] = missing
+        if page.year:
+            result.dated += 1
+            if (doc.date or "")[:4] == page.year:
+                result.date_right += 1
+            else:
+                result.date_wrong.append(f"{page.layout}/{page.name}: {doc.date} != {page.year}")
         if page.content_type.startswith("text/html"):
             result.html_pages += 1
             lowered = text.lower()
@@ -455,15 +477,16 @@ def report(corpus: str, pages: list[Page], names: list[str], verbose: bool) -> N
         f"\n== {corpus}: {len(pages)} pages ({', '.join(f'{k} {v}' for k, v in layouts.items())})"
     )
     print(
-        f"{'configuration':24} {'sentinel pages':>15} {'mean recall':>12} {'min recall':>11}"
-        f" {'empty':>6} {'ms/page':>8}"
+        f"{'configuration':32} {'sentinel pages':>15} {'mean recall':>12} {'min recall':>11}"
+        f" {'empty':>6} {'flat':>5} {'date ok':>8} {'ms/page':>8}"
     )
     for name in names:
         result = run(pages, CONFIGS[name])
         leak_share = len(result.leaked) / result.html_pages if result.html_pages else 0.0
         print(
-            f"{name:24} {leak_share:>14.1%} {statistics.mean(result.recovered):>12.1%}"
-            f" {min(result.recovered):>11.1%} {len(result.empty):>6}"
+            f"{name:32} {leak_share:>15.1%} {statistics.mean(result.recovered):>12.1%}"
+            f" {min(result.recovered):>11.1%} {len(result.empty):>6} {len(result.flat):>5}"
+            f" {_share(result.date_right, result.dated):>8}"
             f" {1000 * result.seconds / len(pages):>8.1f}"
         )
         if verbose:
@@ -480,11 +503,17 @@ def report(corpus: str, pages: list[Page], names: list[str], verbose: bool) -> N
                 )
             for leak in result.leaked[:12]:
                 print(f"    leak  {leak}")
+            for wrong in result.date_wrong[:6]:
+                print(f"    date  {wrong}")
             for empty in result.empty[:12]:
                 print(f"    empty {empty}")
             worst = sorted(result.misses.items(), key=lambda kv: -len(kv[1]))[:6]
             for key, missing in worst:
                 print(f"    miss  {key}: {len(missing)} e.g. {missing[0][:100]!r}")
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "-"
 
 
 def _recalls(pages: list[Page], result: Result) -> list[float]:
@@ -493,6 +522,21 @@ def _recalls(pages: list[Page], result: Result) -> list[float]:
         missing = result.misses.get(f"{page.layout}/{page.name}", [])
         out.append(1 - len(missing) / len(page.sentences) if page.sentences else 1.0)
     return out
+
+
+def no_text_check() -> None:
+    """Demo entries served as something else than HTML or PDF must come out without text."""
+    stories = DEMO / "stories.tsv"
+    if not stories.is_file():
+        return
+    with stories.open(newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            path = DEMO / row["path"] if row.get("path") else None
+            if path is None or not path.is_file() or path.suffix.lower() in (".html", ".pdf"):
+                continue
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            doc = extract_document(path.read_bytes(), content_type, row.get("url") or "")
+            print(f"   {row['slug']} ({content_type}): text {doc.text!r}, {doc.no_text_reason}")
 
 
 def main() -> None:
@@ -509,6 +553,8 @@ def main() -> None:
             print(f"\n== {corpus}: not present, skipped")
             continue
         report(corpus, pages, names, args.verbose)
+        if corpus == "demo":
+            no_text_check()
 
 
 if __name__ == "__main__":
