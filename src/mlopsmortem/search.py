@@ -81,8 +81,12 @@ class Tuning:
     # keyword ranking: stories matching more of the query's words first, bm25 within a tier
     coverage_first: bool = True
     # hybrid: a keyword rank counts coverage ** coverage_power (coverage = share of query words
-    # matched); 0 turns that off
-    coverage_power: float = 3.0
+    # matched); 0 = plain RRF
+    coverage_power: float = 0.0
+    coverage_idf: bool = False  # weight by the idf-weighted share of words instead
+    # hybrid: only stories within this cosine of the best one count as semantic matches, so a
+    # weak keyword match does not also collect a semantic vote; None = all candidates
+    semantic_margin: float | None = 0.15
     similar_method: Literal["mean", "max"] = "mean"
 
 
@@ -506,13 +510,19 @@ class _Ranked(NamedTuple):
     passage_id: int
     score: float  # -bm25 or cosine
     coverage: float = 1.0  # share of the query's words the story (or passage) matched
+    idf_coverage: float = 1.0  # the same share, each word weighted by its bm25 idf
 
 
 def _with_coverage(
-    conn: sqlite3.Connection, words: Sequence[str], ranked: list[_Ranked], *, by_passage: bool
+    conn: sqlite3.Connection,
+    words: Sequence[str],
+    ranked: list[_Ranked],
+    *,
+    by_passage: bool,
+    idf: bool,
 ) -> list[_Ranked]:
     """Attach the share of query words each story (or passage) matches: one FTS query per word,
-    restricted to the candidates."""
+    restricted to the candidates (plus one document-frequency count per word when idf)."""
     if len(words) < 2 or not ranked:
         return ranked
     keys = list(dict.fromkeys(r.passage_id if by_passage else r.story_id for r in ranked))
@@ -524,14 +534,32 @@ def _with_coverage(
             "SELECT DISTINCT p.story_id FROM passages_fts f JOIN passages p ON p.id = f.rowid"
             f" WHERE passages_fts MATCH ? AND p.story_id IN ({marks})"
         )
+    (total,) = conn.execute("SELECT count(*) FROM passages").fetchone() if idf else (0,)
     matched: dict[Any, int] = dict.fromkeys(keys, 0)
+    weighted: dict[Any, float] = dict.fromkeys(keys, 0.0)
+    idf_sum = 0.0
     for word in words:
-        for (key,) in conn.execute(sql, [fts_phrase(word), *keys]):
+        phrase = fts_phrase(word)
+        weight = 1.0
+        if idf:
+            (df,) = conn.execute(
+                "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", [phrase]
+            ).fetchone()
+            weight = math.log((total - df + 0.5) / (df + 0.5) + 1.0)
+        idf_sum += weight
+        for (key,) in conn.execute(sql, [phrase, *keys]):
             matched[key] += 1
-    return [
-        r._replace(coverage=matched[r.passage_id if by_passage else r.story_id] / len(words))
-        for r in ranked
-    ]
+            weighted[key] += weight
+    out = []
+    for r in ranked:
+        key = r.passage_id if by_passage else r.story_id
+        out.append(
+            r._replace(
+                coverage=matched[key] / len(words),
+                idf_coverage=weighted[key] / idf_sum if idf_sum else 1.0,
+            )
+        )
+    return out
 
 
 def _keyword_stories(
@@ -620,15 +648,20 @@ def _semantic_passages(
     ]
 
 
+def _keyword_weight(r: _Ranked, tuning: Tuning) -> float:
+    share = r.idf_coverage if tuning.coverage_idf else r.coverage
+    return share**tuning.coverage_power
+
+
 def _fuse_stories(
     keyword: Sequence[_Ranked], semantic: Sequence[_Ranked], tuning: Tuning
 ) -> list[_Candidate]:
     candidates: dict[str, _Candidate] = {}
-    for rank, (story, passage, _, coverage) in enumerate(keyword, start=1):
-        c = candidates.setdefault(story, _Candidate(story))
-        c.keyword_passage, c.keyword_rank = passage, rank
-        c.score += coverage**tuning.coverage_power / (tuning.rrf_k + rank)
-    for rank, (story, passage, _, _) in enumerate(semantic, start=1):
+    for rank, r in enumerate(keyword, start=1):
+        c = candidates.setdefault(r.story_id, _Candidate(r.story_id))
+        c.keyword_passage, c.keyword_rank = r.passage_id, rank
+        c.score += _keyword_weight(r, tuning) / (tuning.rrf_k + rank)
+    for rank, (story, passage, *_) in enumerate(semantic, start=1):
         c = candidates.setdefault(story, _Candidate(story))
         c.semantic_passage, c.semantic_rank = passage, rank
         c.score += 1.0 / (tuning.rrf_k + rank)
@@ -643,13 +676,14 @@ def _fuse_passages(
 ) -> list[_Candidate]:
     candidates: dict[str, _Candidate] = {}
     for source, hits in (("keyword", keyword), ("semantic", semantic)):
-        for rank, (story, passage, _, coverage) in enumerate(hits, start=1):
+        for rank, r in enumerate(hits, start=1):
+            story, passage = r.story_id, r.passage_id
             c = candidates.setdefault(story, _Candidate(story))
             if source == "keyword" and c.keyword_passage is None:
                 c.keyword_passage, c.keyword_rank = passage, rank
             if source == "semantic" and c.semantic_passage is None:
                 c.semantic_passage, c.semantic_rank = passage, rank
-            weight = coverage**tuning.coverage_power
+            weight = _keyword_weight(r, tuning) if source == "keyword" else 1.0
             c.passage_scores[passage] = c.passage_scores.get(passage, 0.0) + weight / (
                 tuning.rrf_k + rank
             )
@@ -830,7 +864,9 @@ def search(
         else:
             keyword = _keyword_stories(conn, match, where, params, pool, tuning)
         if tuning.keyword_operator == "OR" and (tuning.coverage_first or tuning.coverage_power):
-            keyword = _with_coverage(conn, query_words(text), keyword, by_passage=by_passage)
+            keyword = _with_coverage(
+                conn, query_words(text), keyword, by_passage=by_passage, idf=tuning.coverage_idf
+            )
             if tuning.coverage_first:
                 # score = words matched + bm25 squashed into [0, 1): monotonic in the new order
                 words = len(query_words(text))
@@ -849,6 +885,9 @@ def search(
     elif by_passage:
         ranked = _fuse_passages(keyword, semantic, tuning)
     else:
+        if tuning.semantic_margin is not None and semantic:
+            floor = semantic[0].score - tuning.semantic_margin
+            semantic = [r for r in semantic if r.score >= floor]
         ranked = _fuse_stories(keyword, semantic, tuning)
     clock.lap("fusion")
     hits = _hydrate(conn, ranked[offset:needed], match, offset + 1)

@@ -1,0 +1,521 @@
+"""Search and embedding benchmark: prints figures, asserts nothing.
+
+    .venv/bin/python bench/search.py [--sections quality,embed,latency] [--sizes 1000,10000,100000]
+
+quality  Ranking quality of every mode and of the tuning variants that were considered, on
+         (a) the invented test knowledge base (tests/conftest_search.py: 15 stories, 46 queries,
+         4 neighbour pairs) and (b) the fictional demo corpus (data/demo/articles + graded
+         data/demo/queries.tsv) when present. MRR and hit@1 of the first relevant story; nDCG@10
+         with the graded relevance of the demo queries.
+embed    Throughput of embed_passages against a bare model.encode of the same passages (ratio
+         measured in the same run, runs alternated), and the effect of sorting by length.
+         Passages: the real postmortems in ../shared/corpus/articles when present, else the demo.
+latency  Search latency p50/p95 at each size (synthetic stories and passage texts from a small
+         vocabulary, random unit vectors, real query embeddings), split into query embedding,
+         vector scan, keyword, fusion and the rest; the vector scan as a ratio of a plain
+         `matrix @ q` on the same matrix; index load time; process RSS at the largest size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import re
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.conftest_search
+
+from mlopsmortem.db import open_db  # noqa: E402
+from mlopsmortem.embed import embed_passages, encode_vector, load_model  # noqa: E402
+from mlopsmortem.passages import sync_passages  # noqa: E402
+from mlopsmortem.search import (  # noqa: E402
+    Tuning,
+    VectorIndex,
+    _semantic_stories,
+    embed_query,
+    search,
+    similar,
+)
+from mlopsmortem.settings import Settings  # noqa: E402
+
+DEMO = ROOT / "data" / "demo"
+SHARED_ARTICLES = ROOT.parent / "shared" / "corpus" / "articles"
+
+
+def say(*parts: object) -> None:
+    print(*parts, flush=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.2f}"
+
+
+def rss_mb() -> tuple[float, float]:
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    to_mb = lambda v: int(v.split()[0]) / 1024  # noqa: E731
+    return to_mb(fields["VmRSS"]), to_mb(fields["VmHWM"])
+
+
+# --------------------------------------------------------------------------- corpora
+
+
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    if not text.startswith("---\n"):
+        return {}, text
+    head, _, body = text[4:].partition("\n---\n")
+    meta = {}
+    for line in head.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            meta[key.strip()] = value.strip()
+    return meta, body
+
+
+def build_demo_kb(path: Path) -> tuple[object, list[tuple[str, dict[str, int], str]]] | None:
+    """Stories from data/demo/articles/*.md; graded queries from data/demo/queries.tsv."""
+    import json
+
+    articles = sorted((DEMO / "articles").glob("*.md")) if DEMO.is_dir() else []
+    queries_file = DEMO / "queries.tsv"
+    if not articles or not queries_file.is_file():
+        return None
+    db = open_db(path)
+    with db.conn:
+        db["sources"].insert({"id": 1, "name": "demo", "location": "demo"})
+        for article in articles:
+            slug = re.sub(r"^\d+-", "", article.stem)
+            meta, body = front_matter(article.read_text())
+            split = lambda v: [x.strip() for x in re.split(r"[;,]", v or "") if x.strip()]  # noqa: E731
+            db["stories"].insert(
+                {
+                    "id": slug,
+                    "url": f"https://demo.invalid/{slug}",
+                    "title": meta.get("title"),
+                    "publisher": meta.get("publisher"),
+                    "kind": meta.get("kind"),
+                    "year": int(meta["year"]) if meta.get("year", "").isdigit() else None,
+                    "components": json.dumps(split(meta.get("components"))),
+                    "impacts": json.dumps(split(meta.get("impacts"))),
+                }
+            )
+            db["story_sources"].insert(
+                {
+                    "story_id": slug,
+                    "source_id": 1,
+                    "occurrence": 0,
+                    "list_involved": json.dumps(split(meta.get("involved"))),
+                    "list_impact": json.dumps(split(meta.get("impact"))),
+                }
+            )
+            db["documents"].insert({"story_id": slug, "text": body.strip()})
+    known = {r[0] for r in db.execute("SELECT id FROM stories")}
+    queries = []
+    for line in queries_file.read_text().splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        grades = {}
+        for item in parts[1].split():
+            story, _, grade = item.rpartition(":")
+            if story in known:
+                grades[story] = int(grade)
+        if grades:
+            queries.append((parts[0], grades, parts[2]))
+    return db, queries
+
+
+def ndcg10(ranked: Sequence[str], grades: dict[str, int]) -> float:
+    dcg = sum((2 ** grades.get(s, 0) - 1) / math.log2(i + 2) for i, s in enumerate(ranked[:10]))
+    ideal = sorted(grades.values(), reverse=True)[:10]
+    idcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def evaluate(db, settings, queries, mode: str, tuning: Tuning) -> dict[str, tuple]:
+    """Per query type: (MRR of first relevant, hit@1, nDCG@10)."""
+    by_type: dict[str, list[tuple[float, int, float]]] = {}
+    for query, grades, kind in queries:
+        ranked = [
+            h.id for h in search(db, query, settings=settings, mode=mode, limit=10, tuning=tuning)
+        ]
+        first = next((i for i, s in enumerate(ranked) if grades.get(s, 0) > 0), None)
+        by_type.setdefault(kind, []).append(
+            (
+                1 / (first + 1) if first is not None else 0.0,
+                int(first == 0),
+                ndcg10(ranked, grades),
+            )
+        )
+    summary = {}
+    for kind, rows in by_type.items():
+        summary[kind] = (
+            statistics.mean(r[0] for r in rows),
+            sum(r[1] for r in rows),
+            len(rows),
+            statistics.mean(r[2] for r in rows),
+        )
+    return summary
+
+
+VARIANTS: list[tuple[str, str, Tuning]] = [
+    ("keyword OR, bm25 only", "keyword", Tuning(coverage_first=False)),
+    ("keyword OR, more words first*", "keyword", Tuning()),
+    ("keyword AND", "keyword", Tuning(keyword_operator="AND")),
+    ("keyword title weight 1", "keyword", Tuning(title_weight=1.0)),
+    ("keyword title weight 5", "keyword", Tuning(title_weight=5.0)),
+    ("semantic (max over passages)", "semantic", Tuning()),
+    ("hybrid story RRF k60 plain", "hybrid", Tuning(semantic_margin=None)),
+    ("hybrid story RRF k60 cov^2", "hybrid", Tuning(semantic_margin=None, coverage_power=2)),
+    ("hybrid story RRF k60 cov^3", "hybrid", Tuning(semantic_margin=None, coverage_power=3)),
+    ("hybrid story RRF k60 idf-cov^2", "hybrid", Tuning(semantic_margin=None, coverage_power=2,
+                                                        coverage_idf=True)),
+    ("hybrid story RRF k20 plain", "hybrid", Tuning(semantic_margin=None, rrf_k=20)),
+    ("hybrid story k60 margin .3", "hybrid", Tuning(semantic_margin=0.3)),
+    ("hybrid story k60 margin .15*", "hybrid", Tuning()),
+    ("hybrid story k60 margin .1", "hybrid", Tuning(semantic_margin=0.1)),
+    ("hybrid story k60 margin .15 cov^2", "hybrid", Tuning(coverage_power=2)),
+    ("hybrid passage RRF k60 plain", "hybrid", Tuning(fusion="passage", semantic_margin=None)),
+    ("hybrid passage k60 +0.2 bonus", "hybrid", Tuning(fusion="passage", semantic_margin=None,
+                                                       passage_bonus=0.2)),
+]  # fmt: skip
+
+
+def print_quality(name: str, db, settings, queries) -> None:
+    kinds = sorted({q[2] for q in queries})
+    say(f"\n{name}: {len(queries)} queries ({', '.join(kinds)}); * = default")
+    header = "".join(f" | {k[:10]:>10} MRR hit@1 nDCG" for k in kinds)
+    say(f"{'variant':38}{header} | all MRR")
+    for label, mode, tuning in VARIANTS:
+        result = evaluate(db, settings, queries, mode, tuning)
+        cells = []
+        total = 0.0
+        for k in kinds:
+            mrr, hits, n, ndcg = result[k]
+            cells.append(f" | {mrr:14.2f} {hits:2}/{n:<2} {ndcg:4.2f}")
+            total += mrr * n
+        say(f"{label:38}{''.join(cells)} | {total / len(queries):.3f}")
+
+
+def quality() -> None:
+    from tests.conftest_search import (
+        IDENTIFIER_QUERIES,
+        KEYWORD_QUERIES,
+        NATURAL_QUERIES,
+        NEIGHBOURS,
+        PARAPHRASE_QUERIES,
+        build_kb,
+        kb_settings,
+    )
+
+    say("== quality")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fixture.db"
+        db = build_kb(path)
+        settings = kb_settings(path)
+        sync_passages(db, settings=settings)
+        embed_passages(db, settings, progress=False)
+        queries = [
+            (q, {s: 1}, kind)
+            for kind, group in (
+                ("keyword", KEYWORD_QUERIES),
+                ("paraphrase", PARAPHRASE_QUERIES),
+                ("natural", NATURAL_QUERIES),
+                ("identifier", IDENTIFIER_QUERIES),
+            )
+            for q, s in group
+        ]
+        print_quality("test knowledge base", db, settings, queries)
+        for method in ("mean", "max"):
+            right = sum(
+                similar(db, a, settings=settings, limit=1, tuning=Tuning(similar_method=method))[
+                    0
+                ].id
+                == b
+                for a, b in NEIGHBOURS
+            )
+            say(f"similar() {method:4}: topical neighbour first for {right}/{len(NEIGHBOURS)}")
+
+        demo = build_demo_kb(Path(tmp) / "demo.db")
+        if demo is None:
+            say("\n(demo corpus not present: skipped)")
+            return
+        db, queries = demo
+        settings = Settings(db_path=Path(tmp) / "demo.db", quiet=True)
+        counts = sync_passages(db, settings=settings)
+        embed_passages(db, settings, progress=False)
+        say(f"\ndemo corpus: {counts.stories} stories, {counts.inserted} passages")
+        print_quality("demo corpus", db, settings, queries)
+
+
+# --------------------------------------------------------------------------- embedding throughput
+
+
+def throughput_passages() -> tuple[str, list[tuple[str, str]]]:
+    if SHARED_ARTICLES.is_dir():
+        files = sorted(SHARED_ARTICLES.glob("*.md"))
+        return "shared corpus (real postmortems)", [(f.stem, f.read_text()) for f in files]
+    if DEMO.is_dir():
+        files = sorted((DEMO / "articles").glob("*.md"))
+        return "demo corpus", [(f.stem, front_matter(f.read_text())[1]) for f in files]
+    from tests.conftest_search import STORIES
+
+    return "test stories", [(s.id, s.text) for s in STORIES]
+
+
+def embed_throughput() -> None:
+    say("\n== embedding throughput")
+    name, documents = throughput_passages()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "embed.db"
+        db = open_db(path)
+        with db.conn:
+            for i, (slug, text) in enumerate(documents):
+                db["stories"].insert({"id": slug, "url": f"https://x.invalid/{i}", "title": slug})
+                db["documents"].insert({"story_id": slug, "text": text})
+        settings = Settings(db_path=path, quiet=True)
+        sync_passages(db, settings=settings)
+        texts = [r[0] for r in db.execute("SELECT text FROM passages ORDER BY id")]
+        tokens = sum(len(t.split()) for t in texts)
+        say(
+            f"{len(texts)} passages from {len(documents)} documents of the {name}, "
+            f"~{tokens // len(texts)} words each; batch_size {settings.batch_size}; "
+            f"torch threads {__import__('torch').get_num_threads()}"
+        )
+        model = load_model()
+        model.encode(texts[:64], batch_size=32)  # warm-up
+
+        def bare() -> float:
+            start = time.perf_counter()
+            model.encode(texts, batch_size=settings.batch_size)
+            return time.perf_counter() - start
+
+        def ours() -> float:
+            start = time.perf_counter()
+            counts = embed_passages(db, settings, rebuild=True, progress=False)
+            assert counts.embedded == len(texts)
+            return time.perf_counter() - start
+
+        def unsorted_batches() -> float:
+            start = time.perf_counter()
+            for i in range(0, len(texts), settings.batch_size):
+                model.encode(texts[i : i + settings.batch_size], batch_size=settings.batch_size)
+            return time.perf_counter() - start
+
+        runs: dict[str, list[float]] = {"bare": [], "ours": [], "unsorted": []}
+        for _ in range(2):
+            runs["bare"].append(bare())
+            runs["ours"].append(ours())
+            runs["unsorted"].append(unsorted_batches())
+        best = {k: min(v) for k, v in runs.items()}
+        for key, label in (
+            ("bare", "bare model.encode(all, batch_size=32)"),
+            ("ours", "embed_passages(rebuild=True) incl. DB reads/writes, commit per batch"),
+            ("unsorted", "model.encode per batch of 32 in id order (no length sort)"),
+        ):
+            rate = len(texts) / best[key]
+            say(
+                f"  {label:70} {best[key]:6.2f} s  {rate:6.1f} passages/s  "
+                f"(runs: {', '.join(f'{t:.2f}' for t in runs[key])})"
+            )
+        say(f"  throughput ratio embed_passages / bare encode: {best['bare'] / best['ours']:.3f}")
+        say(f"  length-sorted vs unsorted batches: {best['unsorted'] / best['bare']:.2f}x faster")
+
+
+# --------------------------------------------------------------------------- latency
+
+VOCABULARY_SIZE = 3000
+COMPONENTS = ["dns", "logging", "kubernetes", "gpu", "tls", "database", "kafka", "airflow"]
+IMPACTS = ["outage", "data-loss", "latency", "bad-predictions"]
+
+
+def synthetic_vocabulary() -> list[str]:
+    from tests.conftest_search import STORIES
+
+    words = sorted({w for s in STORIES for w in re.findall(r"[a-z]{3,}", s.text.lower())})
+    rng = random.Random(7)
+    while len(words) < VOCABULARY_SIZE:
+        words.append("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)))
+    rng.shuffle(words)
+    return words
+
+
+def grow_synthetic_db(conn: sqlite3.Connection, start: int, stop: int, words, rng) -> None:
+    """Passages start..stop-1 (8 per story), FTS rows and random unit vectors."""
+    weights = [1 / (rank + 1) for rank in range(len(words))]  # Zipf
+    dim = 384
+    with conn:
+        conn.execute(
+            "INSERT OR IGNORE INTO embedding_models (name, dimension) VALUES (?, ?)",
+            ["all-MiniLM-L6-v2", dim],
+        )
+        for sid in range(start // 8, (stop + 7) // 8):
+            conn.execute(
+                "INSERT OR IGNORE INTO stories (id, url, title, year, components, impacts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    f"s{sid}",
+                    f"https://x.invalid/{sid}",
+                    " ".join(rng.choices(words, weights, k=6)),
+                    rng.randint(2010, 2025),
+                    f'["{rng.choice(COMPONENTS)}", "{rng.choice(COMPONENTS)}"]',
+                    f'["{rng.choice(IMPACTS)}"]',
+                ],
+            )
+        batch = 5000
+        for first in range(start, stop, batch):
+            ids = range(first, min(stop, first + batch))
+            texts = [" ".join(rng.choices(words, weights, k=rng.randint(40, 120))) for _ in ids]
+            vectors = np.random.default_rng(first).standard_normal((len(ids), dim)).astype("<f4")
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            conn.executemany(
+                "INSERT INTO passages (id, story_id, seq, kind, text, text_hash)"
+                " VALUES (?, ?, ?, 'text', ?, ?)",
+                [(i + 1, f"s{i // 8}", i % 8, t, f"h{i}") for i, t in zip(ids, texts, strict=True)],
+            )
+            conn.executemany(
+                "INSERT INTO passages_fts (rowid, text, title) VALUES (?, ?, '')",
+                [(i + 1, t) for i, t in zip(ids, texts, strict=True)],
+            )
+            conn.executemany(
+                "INSERT INTO embeddings (rowid, passage_id, model, text_hash, vector)"
+                " VALUES (?, ?, 'all-MiniLM-L6-v2', ?, ?)",
+                [
+                    (i + 1, i + 1, f"h{i}", encode_vector(v))
+                    for i, v in zip(ids, vectors, strict=True)
+                ],
+            )
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def measure_size(db, settings: Settings, queries: Sequence[str], build_s: float) -> None:
+    index = VectorIndex("all-MiniLM-L6-v2")
+    start = time.perf_counter()
+    snapshot = index.refresh(db.conn)
+    load_s = time.perf_counter() - start
+    say(
+        f"\n{snapshot.size:>7} passages, {len(snapshot.story_ids)} stories "
+        f"(built in {build_s:.1f} s; index load {load_s * 1000:.0f} ms, "
+        f"matrix {snapshot.matrix.nbytes / 2**20:.0f} MiB)"
+    )
+    refresh = timed(lambda: index.refresh(db.conn), 200)
+    say(f"  freshness check (nothing changed): p50 {ms(percentile(refresh, 50))}")
+    # scan vs bare matmul on the same matrix
+    mask = np.ones(len(snapshot.story_ids), dtype=bool)
+    q = embed_query(queries[0])
+    bare = timed(lambda: snapshot.matrix @ q, 30)
+    scan = timed(lambda: _semantic_stories(snapshot, q, mask, 100), 30)
+    say(
+        f"  vector scan: plain matrix @ q p50 {ms(percentile(bare, 50))}; "
+        f"scan + per-story max + top-100 p50 {ms(percentile(scan, 50))} "
+        f"({percentile(scan, 50) / percentile(bare, 50):.2f}x)"
+    )
+    for label, mode, filters in (
+        ("hybrid", "hybrid", {}),
+        ("semantic", "semantic", {}),
+        ("keyword", "keyword", {}),
+        ("hybrid, component filter", "hybrid", {"components": ["dns"]}),
+    ):
+        totals: list[float] = []
+        stages: dict[str, list[float]] = {}
+        for query in queries:
+            timings: dict[str, float] = {}
+            start = time.perf_counter()
+            search(
+                db, query, settings=settings, mode=mode, index=index, timings=timings,
+                **filters,
+            )  # fmt: skip
+            totals.append(time.perf_counter() - start)
+            for key, value in timings.items():
+                stages.setdefault(key, []).append(value)
+        split = "  ".join(
+            f"{k} {percentile(v, 50) * 1000:.2f}" for k, v in stages.items() if k != "embed"
+        )
+        say(
+            f"  {label:26} p50 {ms(percentile(totals, 50))}  p95 "
+            f"{ms(percentile(totals, 95))}   (p50 by stage, ms: {split})"
+        )
+
+
+def latency(sizes: Sequence[int]) -> None:
+    say("\n== search latency (ms; synthetic passages, 8 per story; real query embeddings)")
+    words = synthetic_vocabulary()
+    rng = random.Random(11)
+    common, rare = words[:50], words[500:]
+    queries = [
+        " ".join(rng.sample(common, 1) + rng.sample(rare, rng.randint(1, 3))) for _ in range(40)
+    ]
+    model = load_model()
+    embed_times = []
+    for q in queries:
+        start = time.perf_counter()
+        embed_query(q)
+        embed_times.append(time.perf_counter() - start)
+    cached = timed(lambda: embed_query(queries[0]), 200)
+    say(
+        f"query embedding (uncached, {len(queries)} queries): p50 {ms(percentile(embed_times, 50))}"
+        f"  p95 {ms(percentile(embed_times, 95))};  cached: p50 {ms(percentile(cached, 50))}"
+    )
+    del model
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "latency.db"
+        db = open_db(path)
+        settings = Settings(db_path=path, quiet=True)
+        built = 0
+        for size in sizes:
+            start = time.perf_counter()
+            grow_synthetic_db(db.conn, built, size, words, rng)
+            built = size
+            build_s = time.perf_counter() - start
+            measure_size(db, settings, queries, build_s)
+        rss, peak = rss_mb()
+        say(f"\nprocess RSS at {built} passages: {rss:.0f} MiB (peak {peak:.0f} MiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="quality,embed,latency")
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sections = set(args.sections.split(","))
+    started = time.perf_counter()
+    load_model()
+    say(f"model loaded in {time.perf_counter() - started:.1f} s")
+    if "quality" in sections:
+        quality()
+    if "embed" in sections:
+        embed_throughput()
+    if "latency" in sections:
+        latency([int(s) for s in args.sizes.split(",")])
+    say(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
