@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 import yaml  # shipped with datasette
 from datasette.app import Datasette
@@ -19,17 +22,49 @@ DATASETTE_SETTINGS = {
     "facet_time_limit_ms": 500,
     "allow_download": True,
 }
+PLUGIN_NAME = "mlopsmortem-search"
+# The database entry of data/metadata.yml; renamed to the served file's stem.
+METADATA_DATABASE = "mlopsmortem"
+SEARCH_PATH = "/-/search"
 
 
-def load_metadata(settings: Settings) -> dict:
+def database_name(settings: Settings) -> str:
+    """Datasette's name for the database: the file name without its extension."""
+    return Path(settings.db_path).stem
+
+
+def load_metadata(settings: Settings) -> dict[str, Any]:
+    """data/metadata.yml, applied to the database being served, with the plugin configured.
+
+    The `mlopsmortem` database entry (descriptions, facets, canned queries) is renamed to the
+    served file's stem, and the plugin is told which database, model and query limit to use."""
     path = settings.data_dir / "metadata.yml"
-    if not path.exists():
-        return {}
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    metadata: dict[str, Any] = {}
+    if path.exists():
+        metadata = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    metadata = copy.deepcopy(metadata)
+    name = database_name(settings)
+    databases = metadata.setdefault("databases", {}) or {}
+    metadata["databases"] = databases
+    if name != METADATA_DATABASE and METADATA_DATABASE in databases and name not in databases:
+        databases[name] = databases.pop(METADATA_DATABASE)
+    plugins = metadata.setdefault("plugins", {}) or {}
+    metadata["plugins"] = plugins
+    config = dict(plugins.get(PLUGIN_NAME) or {})
+    config.update(
+        database=name,
+        model=settings.model_name,
+        max_query_chars=settings.max_query_chars,
+    )
+    plugins[PLUGIN_NAME] = config
+    return metadata
 
 
 def build_datasette(settings: Settings) -> Datasette:
-    """A Datasette instance over the database, as `serve` and the tests use it."""
+    """A Datasette instance over the database, as `serve` and the tests use it.
+
+    Read-only towards visitors: Datasette 0.65 has no write API, the file is opened with
+    read-only connections for queries, and no canned query writes."""
     if not Path(settings.db_path).exists():
         raise NotFoundError(f"{settings.db_path} does not exist: run `mlopsmortem crawl` first")
     plugins = settings.plugins_dir if settings.plugins_dir.is_dir() else None
@@ -43,14 +78,27 @@ def build_datasette(settings: Settings) -> Datasette:
     )
 
 
-def serve(settings: Settings, *, host: str, port: int, open_browser: bool, path: str = "/") -> None:
+def _run_startup(datasette: Datasette) -> None:
+    """Run the plugins' startup hooks now (the plugin only starts its model warm-up thread),
+    as `datasette serve` does, instead of on the first request."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(datasette.invoke_startup())
+    finally:
+        loop.close()
+
+
+def serve(
+    settings: Settings, *, host: str, port: int, open_browser: bool, path: str = SEARCH_PATH
+) -> None:
     """Run Datasette until interrupted; a crawl may update the database meanwhile (WAL)."""
     import uvicorn
 
     datasette = build_datasette(settings)
+    _run_startup(datasette)
     url = f"http://{host}:{port}{path}"
     if not settings.quiet:
-        print(f"serving {settings.db_path} at {url}  (Ctrl-C to stop)")
+        print(f"serving {settings.db_path} at {url}  (Ctrl-C to stop)", flush=True)
     if open_browser:
         webbrowser.open(url)
-    uvicorn.run(datasette.app(), host=host, port=port, log_level="warning")
+    uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
