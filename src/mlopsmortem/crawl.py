@@ -221,6 +221,12 @@ class PageStore:
             status, self.report.errors
         ).append(row["id"])
 
+    def still_archived(self, row: dict) -> None:
+        """The live URL is still dead and we hold an archived copy: nothing to redo."""
+        with self.db.conn:
+            self.db["pages"].update(row["id"], {"fetched_at": utcnow()})
+        self.report.unchanged += 1
+
     def record_dead(self, row: dict, result: FetchResult | None, err: FetchError | None) -> None:
         now = utcnow()
         previous = self._previous(row["id"])
@@ -360,12 +366,6 @@ async def _fetch_archive(
     fetcher: Fetcher, row: dict, store: PageStore, original: FetchResult | None
 ) -> bool:
     """Try the list's archive link, else the Wayback Machine. True when a copy was stored."""
-    if row["link_status"] == ARCHIVED and row["page_archive_url"]:
-        # already recovered from an archive; the live URL is still dead: nothing to redo
-        with store.db.conn:
-            store.db["pages"].update(row["id"], {"fetched_at": utcnow()})
-        store.report.unchanged += 1
-        return True
     snapshot = row["archive_url"]
     try:
         if not snapshot:
@@ -400,11 +400,17 @@ async def crawl_page(fetcher: Fetcher, row: dict, store: PageStore, settings: Se
         return BLOCKED
     except FetchError as err:
         if err.kind == "dns":
+            if row["link_status"] == ARCHIVED and row["page_archive_url"]:
+                store.still_archived(row)
+                return ARCHIVED
             store.record_dead(row, None, err)
             return ARCHIVED if await _fetch_archive(fetcher, row, store, None) else DEAD
         store.record_failure(row, ERROR, err)
         return ERROR
     if result.status_code in DEAD_STATUS:
+        if row["link_status"] == ARCHIVED and row["page_archive_url"]:
+            store.still_archived(row)
+            return ARCHIVED
         store.record_dead(row, result, None)
         return ARCHIVED if await _fetch_archive(fetcher, row, store, result) else DEAD
     if result.not_modified:

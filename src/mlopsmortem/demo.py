@@ -8,6 +8,7 @@ an archived snapshot without the internet.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import threading
@@ -67,9 +68,13 @@ class DemoHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         """Quiet: the demo's own progress bar says what is happening."""
 
-    def _send(self, status: int, body: bytes, content_type: str, head: bool = False) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, head: bool = False, etag: str = ""
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if etag:
+            self.send_header("ETag", etag)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head:
@@ -105,7 +110,14 @@ class DemoHandler(BaseHTTPRequestHandler):
             self._send(404, b"<h1>404 Not Found</h1>", "text/html; charset=utf-8", head)
             return
         body = file.read_bytes()
-        self._send(200, body, self._content_type(file, body), head)
+        # a strong validator, so re-crawls of the demo are conditional like real ones
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return
+        self._send(200, body, self._content_type(file, body), head, etag=etag)
 
     @staticmethod
     def _content_type(file: Path, body: bytes) -> str:
