@@ -24,7 +24,6 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   warm              load the model and vectors in a background thread at startup (default true)
 """
 
-
 import asyncio
 import hashlib
 import logging
@@ -711,6 +710,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         "stories_url": datasette.urls.table(state.database, "stories"),
         "filter_names": FILTERS,
         "mm_css": _css_context(datasette),
+        "metadata": datasette.metadata(),
     }
     html = await datasette.render_template(
         "mlopsmortem_search.html", context, request=request, view_name="mlopsmortem-search"
@@ -788,6 +788,7 @@ async def similar_view(datasette, request):
         "json_url": similar_path(datasette, story_id, json=True),
         "search_url": datasette.urls.path("-/search"),
         "mm_css": _css_context(datasette),
+        "metadata": datasette.metadata(),
     }
     html = await datasette.render_template(
         "mlopsmortem_similar.html", context, request=request, view_name="mlopsmortem-similar"
