@@ -7,13 +7,15 @@ Two corpora, each used when present:
 * demo: data/demo/stories.tsv + sentinels.txt, pages under data/demo/site rendered from
   data/demo/articles/*.md with chrome that contains the sentinel words.
 * shared: ../shared/corpus/articles/*.md (real postmortems, not in this repository), rendered at
-  run time into six layouts wrapped in heavy chrome carrying this file's own sentinel words,
+  run time into seven layouts wrapped in heavy chrome carrying this file's own sentinel words,
   plus one PDF per article. Nothing of that prose is written to disk.
 
 For every configuration of `HtmlOptions` it prints the share of HTML pages whose text contains a
 sentinel (target <= 2 %) and the mean and minimum share of each article's own sentences found in
 the extracted text (target >= 95 %). A sentence is recovered when it occurs in the extracted
-text after both are whitespace-normalised. PDF pages count for sentences only.
+text after both are whitespace-normalised; sentences of fewer than three words are not counted.
+PDF pages count for sentences only. Also: pages with no text ("empty"), pages whose text has no
+paragraph break ("flat"), and on the demo pages whose date has the front matter's year.
 """
 
 from __future__ import annotations

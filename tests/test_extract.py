@@ -12,11 +12,13 @@ import pypdf
 import pytest
 
 from mlopsmortem.extract import (
+    AES_REASON,
     EXTRACTOR_VERSION,
     Document,
     HtmlOptions,
     decode_html,
     extract_document,
+    is_current,
     mark_main_content,
     parse_html,
     preclean,
@@ -181,6 +183,19 @@ def test_determinism() -> None:
     )
 
 
+def test_is_current() -> None:
+    body = (FIXTURES / "article_with_chrome.html").read_bytes()
+    for doc in (
+        extract_document(body, "text/html", URL),
+        extract_document(pdf_from_paragraphs(["Text."]), "application/pdf", URL),
+        extract_document(b"x", "video/mp4", URL),
+    ):
+        assert is_current(doc.extractor_version)
+    assert not is_current(None)
+    assert not is_current("trafilatura 1.0.0; mlopsmortem-extract 1")
+    assert not is_current("trafilatura 2.3.1; mlopsmortem-extract 0")
+
+
 def test_document_is_frozen() -> None:
     doc = extract_document(b"hello", "text/plain", URL)
     with pytest.raises(AttributeError):
@@ -321,6 +336,19 @@ def test_encrypted_pdf() -> None:
     assert doc.text is None
     assert doc.extractor == "pypdf"
     assert doc.no_text_reason == "pdf is encrypted"
+
+
+def test_aes_encrypted_pdf() -> None:
+    # an AES-256 /Encrypt dictionary: without the optional cryptography package pypdf cannot
+    # even try the empty password, with it the (junk) password check fails
+    aes = (
+        "<< /Filter /Standard /V 5 /R 6 /Length 256 /CF << /StdCF << /CFM /AESV3 /AuthEvent"
+        " /DocOpen /Length 32 >> >> /StmF /StdCF /StrF /StdCF /P -4"
+        f" /O <{'00' * 48}> /U <{'00' * 48}> /OE <{'00' * 32}> /UE <{'00' * 32}> >>"
+    )
+    doc = extract_document(pdf_from_paragraphs(["Hello."], encrypt=aes), "application/pdf", URL)
+    assert doc.text is None
+    assert doc.no_text_reason in ("pdf is encrypted", AES_REASON)
 
 
 def test_pdf_with_empty_user_password_is_read() -> None:
