@@ -22,8 +22,8 @@ from pathlib import Path
 import sqlite_utils
 
 from mlopsmortem.db import utcnow
-from mlopsmortem.errors import FetchError, LockedError, RefusedURL, RobotsBlocked
-from mlopsmortem.extract import EXTRACTOR_VERSION, Document, extract_document
+from mlopsmortem.errors import ExtractError, FetchError, LockedError, RefusedURL, RobotsBlocked
+from mlopsmortem.extract import Document, extract_document, is_current
 from mlopsmortem.fetch import Fetcher, FetchResult
 from mlopsmortem.settings import Settings
 from mlopsmortem.urls import canonicalize
@@ -355,10 +355,31 @@ def store_document(
     )
 
 
+def extract_or_explain(body: bytes, content_type: str | None, url: str) -> Document:
+    """Text of a page; a page that crashes the extractor gets a no-text document saying why,
+    so one bad page never stops a crawl (its body is stored for a later `extract`)."""
+    try:
+        return extract_document(body, content_type, url)
+    except ExtractError as err:
+        return Document(
+            text=None,
+            title=None,
+            author=None,
+            date=None,
+            sitename=None,
+            language=None,
+            word_count=0,
+            text_hash=None,
+            extractor="none",
+            extractor_version="failed",
+            no_text_reason=f"extraction failed: {err}",
+        )
+
+
 async def _extract(result: FetchResult) -> Document:
     # trafilatura and pypdf are CPU-bound: keep the event loop free for other downloads
     return await asyncio.to_thread(
-        extract_document, result.body, result.content_type, result.final_url
+        extract_or_explain, result.body, result.content_type, result.final_url
     )
 
 
@@ -491,13 +512,11 @@ def extract_stored(
         "WHERE p.body IS NOT NULL ORDER BY p.story_id"
     )
     for row in list(rows):
-        current = row["extractor_version"] is not None and row["extractor_version"].endswith(
-            EXTRACTOR_VERSION
-        )
+        current = is_current(row["extractor_version"])
         if not everything and current and row["doc_hash"] == row["content_hash"]:
             report.unchanged += 1
             continue
-        document = extract_document(
+        document = extract_or_explain(
             decompress(row["body"]), row["content_type"], row["final_url"] or ""
         )
         with db.conn:
