@@ -16,6 +16,7 @@ from mlopsmortem.errors import NotFoundError, SearchError
 from mlopsmortem.passages import sync_passages
 from mlopsmortem.search import (
     EMPTY_DB_MESSAGE,
+    Tuning,
     VectorIndex,
     embed_query,
     fts_query,
@@ -140,6 +141,31 @@ def test_keyword_ranks_stories_matching_more_words_first(tmp_path: Path) -> None
     hits = search(db, "alpha omega", settings=settings, mode="keyword")
     assert ids(hits) == [STORIES[1].id, STORIES[0].id]
     assert hits[0].score > hits[1].score
+
+
+@pytest.mark.parametrize("filters", [{}, {"components": ["dns"]}, {"since": 2022}])
+def test_keyword_fast_path_matches_the_exact_grouped_query(kb, kbdb, filters) -> None:
+    for query in ("logs outage", "dns kubernetes", "model training data"):
+        fast = search(kbdb, query, settings=kb[1], mode="keyword", limit=20, **filters)
+        # reading only 2 passages from FTS5 forces the exact grouped query
+        exact = search(
+            kbdb, query, settings=kb[1], mode="keyword", limit=20, tuning=Tuning(keyword_top=2),
+            **filters,
+        )  # fmt: skip
+        assert [(h.id, h.passage_id, h.score) for h in fast] == [
+            (h.id, h.passage_id, h.score) for h in exact
+        ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_hit_carries_a_passage_of_its_own_story(kb, kbdb, mode) -> None:
+    hits = search(kbdb, "logs lost during an outage", settings=kb[1], mode=mode, limit=20)
+    assert hits
+    for hit in hits:
+        (story,) = kbdb.execute(
+            "SELECT story_id FROM passages WHERE id = ?", [hit.passage_id]
+        ).fetchone()
+        assert story == hit.id and hit.snippet
 
 
 def test_hit_fields_snippet_and_json(kb, kbdb) -> None:
