@@ -1,0 +1,359 @@
+"""Tagging benchmark: prints figures, asserts nothing.
+
+    .venv/bin/python bench/tagging.py [--write-calibration] [--fresh] [--sections ...]
+
+demo      Builds the demo knowledge base (the offline demo crawl of data/demo/site, then passages
+          and embeddings; cached in --workdir), analyses every story, fits the calibration
+          (tagging.calibrate: in-sample and leave-one-story-out figures, global against
+          per-impact thresholds) and, with --write-calibration, writes data/tagging_calibration
+          .json. Then runs tag_stories (rebuild) and scores the stored tags per method and
+          overall against data/demo/gold_tags.tsv, lists the worst tags, and times a rebuild
+          and an unchanged rerun. Component figures count only predictions inside the demo's
+          component vocabulary (the gold says nothing about the other ~270 components); the
+          tags outside it are counted and the commonest listed.
+coverage  Share of the real lists' involved/impact items (../shared/corpus/lists, parsed by the
+          real ingest) that map to a canonical tag; the unmapped ones are listed.
+articles  What the text taggers find in the real postmortems of ../shared/corpus/articles (no
+          list tags there), printed beside INDEX.tsv's `what_happened`, for eyeballing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+import sqlite_utils
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from mlopsmortem.db import open_db, utcnow  # noqa: E402
+from mlopsmortem.embed import embed_passages  # noqa: E402
+from mlopsmortem.ingest import ingest_sources, spec_from_argument  # noqa: E402
+from mlopsmortem.passages import sync_passages  # noqa: E402
+from mlopsmortem.settings import Settings  # noqa: E402
+from mlopsmortem.tagging import (  # noqa: E402
+    Figures,
+    analyse_stories,
+    calibrate,
+    calibration_path,
+    score_sets,
+    tag_stories,
+    write_calibration,
+)
+from mlopsmortem.taxonomy import load_taxonomy, map_list_item  # noqa: E402
+from mlopsmortem.urls import canonicalize, story_id  # noqa: E402
+
+DEMO = ROOT / "data" / "demo"
+SHARED = ROOT.parent / "shared" / "corpus"
+
+
+def say(*parts: object) -> None:
+    print(*parts, flush=True)
+
+
+def fmt(f: Figures) -> str:
+    return (
+        f"P {f.precision:.3f}  R {f.recall:.3f}  F1 {f.f1:.3f}  (tp {f.tp}, fp {f.fp}, fn {f.fn})"
+    )
+
+
+def fmt_dict(d: Mapping[str, float]) -> str:
+    return (
+        f"P {d['precision']:.3f}  R {d['recall']:.3f}  F1 {d['f1']:.3f}  "
+        f"(tp {d['tp']}, fp {d['fp']}, fn {d['fn']})"
+    )
+
+
+# --------------------------------------------------------------------------- demo knowledge base
+
+
+def build_demo_kb(settings: Settings, *, fresh: bool) -> sqlite_utils.Database:
+    path = settings.db_path
+    if fresh or not path.exists():
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink()
+        from mlopsmortem.pipeline import demo_session
+
+        started = time.perf_counter()
+        with demo_session(settings, site_port=0):
+            pass
+        db = open_db(path)
+        sync_passages(db, settings=settings)
+        embed_passages(db, settings, progress=False)
+        say(f"built the demo knowledge base in {time.perf_counter() - started:.1f}s: {path}")
+    db = open_db(path)
+    sync_passages(db, settings=settings)
+    embed_passages(db, settings, progress=False)
+    return db
+
+
+def read_gold(db: sqlite_utils.Database) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Gold components and impacts by story id. Stories are found by slug (the last path
+    segment of their URL), since the demo site runs on a free port."""
+    by_slug = {}
+    for sid, url in db.execute("SELECT id, canonical_url FROM stories WHERE removed_at IS NULL"):
+        by_slug[url.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]] = sid
+    components: dict[str, set[str]] = {}
+    impacts: dict[str, set[str]] = {}
+    with (DEMO / "gold_tags.tsv").open(newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            sid = by_slug.get(row["slug"])
+            if sid is None:
+                say(f"  (no story for gold slug {row['slug']})")
+                continue
+            components[sid] = {c for c in row["components"].split(";") if c}
+            impacts[sid] = {i for i in row["impacts"].split(";") if i}
+    return components, impacts
+
+
+def stored_tags(db: sqlite_utils.Database) -> dict[str, dict[tuple[str, str], set[str]]]:
+    """story -> (kind, method) -> canonical tags; method 'all' from stories.components/impacts."""
+    result: dict[str, dict[tuple[str, str], set[str]]] = {}
+    for sid, kind, method, tag in db.execute(
+        "SELECT story_id, kind, method, tag FROM tags WHERE free = 0"
+    ):
+        result.setdefault(sid, {}).setdefault((kind, method), set()).add(tag)
+    for sid, components, impacts in db.execute("SELECT id, components, impacts FROM stories"):
+        entry = result.setdefault(sid, {})
+        entry[("component", "all")] = set(json.loads(components or "[]"))
+        entry[("impact", "all")] = set(json.loads(impacts or "[]"))
+    return result
+
+
+def section_demo(args: argparse.Namespace) -> None:
+    say("== demo corpus: calibration and gold-tag figures")
+    settings = Settings(db_path=args.workdir / "demo.db", quiet=True)
+    db = build_demo_kb(settings, fresh=args.fresh)
+    taxonomy = load_taxonomy(settings.taxonomy_file)
+    gold_c, gold_i = read_gold(db)
+    vocabulary = set().union(*gold_c.values())
+    positives = Counter(i for v in gold_i.values() for i in v)
+    semantic_impacts = [i.id for i in taxonomy.impacts if positives[i.id]]
+    say(
+        f"{len(gold_i)} stories with gold tags; component vocabulary {len(vocabulary)}; "
+        f"semantic impacts {len(semantic_impacts)} of {len(taxonomy.impacts)}"
+    )
+
+    started = time.perf_counter()
+    analyses = analyse_stories(db, settings, semantic_impacts, gold_i)
+    say(f"analysed {len(analyses)} stories in {time.perf_counter() - started:.1f}s")
+    result = calibrate(
+        taxonomy,
+        analyses,
+        gold_c,
+        gold_i,
+        model="all-MiniLM-L6-v2",
+        component_vocabulary=vocabulary,
+        corpus=f"data/demo ({len(gold_i)} fictional stories, gold_tags.tsv)",
+    )
+    report = result.report
+    cal = result.calibration
+    say("\n-- calibration")
+    say("component_min_mentions (list | rule, demo vocabulary only):")
+    for n, fig in report["components"]["by_min_mentions"].items():
+        mark = "  <- chosen" if int(n) == cal.component_min_mentions else ""
+        say(f"  N={n}: {fmt_dict(fig)}{mark}")
+    say(f"  held-out (N chosen without the story): {fmt_dict(report['components']['held_out'])}")
+    imp = report["impacts"]
+    say(f"impacts, list and title only:        {fmt_dict(imp['list_and_title_only'])}")
+    g = imp["global"]
+    say(
+        f"global z thresholds top={g['thresholds']['top']} other={g['thresholds']['other']}:"
+        f"\n  in-sample  {fmt_dict(g['in_sample'])}\n  held-out   {fmt_dict(g['held_out'])}"
+        f"\n  semantic additions in-sample {g['semantic_additions_in_sample']}, "
+        f"held-out {g['semantic_additions_held_out']}"
+    )
+    pi = imp["per_impact_alternative"]
+    say(
+        f"per-impact thresholds (rejected):\n  in-sample  {fmt_dict(pi['in_sample'])}"
+        f"\n  held-out   {fmt_dict(pi['held_out'])}"
+    )
+    if args.write_calibration:
+        write_calibration(calibration_path(settings), cal)
+        say(f"wrote {calibration_path(settings)}")
+    else:
+        say(f"(not written; the run below uses {calibration_path(settings)})")
+
+    started = time.perf_counter()
+    run = tag_stories(db, settings, rebuild=True)
+    rebuild_s = time.perf_counter() - started
+    started = time.perf_counter()
+    again = tag_stories(db, settings)
+    rerun_s = time.perf_counter() - started
+    say(
+        f"\n-- tag_stories: rebuild {run.tagged} stories, {run.tags} tags "
+        f"({dict(run.by_method)}, {run.free} free) in {rebuild_s:.2f}s; unchanged rerun: "
+        f"tagged {again.tagged}, unchanged {again.unchanged} in {rerun_s:.2f}s"
+    )
+    if run.warnings:
+        say("   warnings:", *run.warnings)
+
+    tags = stored_tags(db)
+    say("\n-- stored tags against gold (in-sample; held-out figures are above)")
+    for kind, gold, restrict in (
+        ("component", gold_c, vocabulary),
+        ("impact", gold_i, None),
+    ):
+        for method in ("list", "rule", "semantic", "all"):
+            if kind == "component" and method == "semantic":
+                continue
+            predicted = {}
+            for sid in gold:
+                got = tags.get(sid, {}).get((kind, method), set())
+                predicted[sid] = got & restrict if restrict is not None else got
+            figures = score_sets(predicted, gold)
+            # a method's recall is bounded by what it can see; its precision is the useful figure
+            say(f"  {kind:9} {method:8} {fmt(figures)}")
+    outside = Counter(
+        t for sid in gold_c for t in tags.get(sid, {}).get(("component", "all"), set()) - vocabulary
+    )
+    say(
+        f"  components outside the demo vocabulary: {sum(outside.values())} tags, e.g. "
+        + ", ".join(f"{t} ({n})" for t, n in outside.most_common(12))
+    )
+
+    say("\n-- worst tags (overall)")
+    for kind, gold, restrict in (("component", gold_c, vocabulary), ("impact", gold_i, None)):
+        misses: Counter[str] = Counter()
+        wrong: Counter[str] = Counter()
+        for sid, wanted in gold.items():
+            got = tags.get(sid, {}).get((kind, "all"), set())
+            if restrict is not None:
+                got &= restrict
+            misses.update(wanted - got)
+            wrong.update(got - wanted)
+        say(f"  {kind} missed: " + ", ".join(f"{t} {n}" for t, n in misses.most_common(8)))
+        say(f"  {kind} wrong:  " + ", ".join(f"{t} {n}" for t, n in wrong.most_common(8)))
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def section_coverage(args: argparse.Namespace) -> None:
+    say("\n== coverage of real hand tags")
+    lists = SHARED / "lists"
+    if not lists.is_dir():
+        say(f"  skipped: {lists} not found")
+        return
+    taxonomy = load_taxonomy(Settings().taxonomy_file)
+    for name in ("k8s-failure-stories.md", "awful-mlops.md"):
+        path = lists / name
+        if not path.exists():
+            continue
+        work = args.workdir / f"coverage-{path.stem}.db"
+        for leftover in work.parent.glob(work.name + "*"):
+            leftover.unlink()
+        settings = Settings(db_path=work, quiet=True)
+        db = open_db(work)
+        ingest_sources(db, [spec_from_argument(str(path))], settings)
+        totals: Counter[str] = Counter()
+        mapped: Counter[str] = Counter()
+        unmapped: list[str] = []
+        for involved, impact in db.execute("SELECT list_involved, list_impact FROM story_sources"):
+            for line, value in (("involved", involved), ("impact", impact)):
+                for item in json.loads(value or "[]"):
+                    totals[line] += 1
+                    if map_list_item(taxonomy, item):
+                        mapped[line] += 1
+                    else:
+                        unmapped.append(f"{line}: {item}")
+        all_items = sum(totals.values())
+        share = sum(mapped.values()) / all_items if all_items else 0.0
+        say(
+            f"  {name}: {sum(mapped.values())}/{all_items} items map ({share:.1%}); "
+            + ", ".join(f"{k} {mapped[k]}/{totals[k]}" for k in totals)
+        )
+        if unmapped:
+            say("    unmapped: " + "; ".join(unmapped))
+
+
+# --------------------------------------------------------------------------- real articles
+
+
+def section_articles(args: argparse.Namespace) -> None:
+    say("\n== text taggers on real postmortems (no list tags)")
+    articles = SHARED / "articles"
+    index = articles / "INDEX.tsv"
+    if not index.exists():
+        say(f"  skipped: {index} not found")
+        return
+    work = args.workdir / "articles.db"
+    for leftover in work.parent.glob(work.name + "*"):
+        leftover.unlink()
+    settings = Settings(db_path=work, quiet=True)
+    db = open_db(work)
+    now = utcnow()
+    rows = list(csv.DictReader(index.open(newline=""), delimiter="\t"))
+    with db.conn:
+        for row in rows:
+            url = canonicalize(row["url"])
+            sid = story_id(url)
+            text = (articles / row["file"]).read_text(encoding="utf-8")
+            db["stories"].insert(
+                {
+                    "id": sid,
+                    "url": row["url"],
+                    "canonical_url": url,
+                    "title": row["title"],
+                    "first_seen": now,
+                    "last_seen": now,
+                }
+            )
+            db["documents"].insert(
+                {"story_id": sid, "title": row["title"], "text": text, "word_count": 0}
+            )
+            row["id"] = sid
+    sync_passages(db, settings=settings)
+    embed_passages(db, settings, progress=False)
+    started = time.perf_counter()
+    report = tag_stories(db, settings)
+    say(
+        f"  {report.tagged} articles, {report.tags} tags {dict(report.by_method)} in "
+        f"{time.perf_counter() - started:.2f}s"
+    )
+    for row in rows:
+        story = db.execute(
+            "SELECT components, impacts FROM stories WHERE id = ?", [row["id"]]
+        ).fetchone()
+        semantic = [
+            f"{tag} {conf:.2f}"
+            for tag, conf in db.execute(
+                "SELECT tag, confidence FROM tags WHERE story_id = ? AND method = 'semantic'"
+                " ORDER BY confidence DESC",
+                [row["id"]],
+            )
+        ]
+        say(f"\n  {row['file']}\n    what happened: {row['what_happened']}")
+        say(f"    components: {', '.join(json.loads(story[0]))}")
+        say(f"    impacts:    {', '.join(json.loads(story[1])) or '-'}  (semantic: {semantic})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sections", default="demo,coverage,articles")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mlopsmortem-bench-tagging"))
+    parser.add_argument("--fresh", action="store_true", help="rebuild the demo knowledge base")
+    parser.add_argument(
+        "--write-calibration",
+        action="store_true",
+        help="write the fitted calibration to data/tagging_calibration.json",
+    )
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    sections = {s.strip() for s in args.sections.split(",")}
+    if "demo" in sections:
+        section_demo(args)
+    if "coverage" in sections:
+        section_coverage(args)
+    if "articles" in sections:
+        section_articles(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
