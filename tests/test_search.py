@@ -432,6 +432,21 @@ def test_similar_unknown_story(kb, kbdb) -> None:
         similar(kbdb, "nope", settings=kb[1])
 
 
+def test_similar_needs_embeddings(tmp_path: Path) -> None:
+    db = build_kb(tmp_path / "kb.db")
+    settings = kb_settings(tmp_path / "kb.db")
+    sync_passages(db, settings=settings)
+    with pytest.raises(SearchError, match="no embedded passages"):
+        similar(db, "fluentbit", settings=settings)
+
+
+def test_timings_report_each_stage(kb, kbdb) -> None:
+    timings: dict[str, float] = {}
+    search(kbdb, "lost logs", settings=kb[1], timings=timings)
+    assert {"filters", "embed", "refresh", "scan", "keyword", "fusion", "hydrate"} <= set(timings)
+    assert all(v >= 0 for v in timings.values())
+
+
 def test_similar_excludes_removed_stories(kb, kbdb) -> None:
     hits = similar(kbdb, "conntrack", settings=kb[1], limit=50)
     assert set(ids(hits)) == set(STORY_IDS) - {"conntrack"}

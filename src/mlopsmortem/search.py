@@ -26,6 +26,7 @@ import re
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -34,7 +35,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import sqlite_utils
 
-from mlopsmortem.embed import decode_matrix, encode_texts, load_model, model_key
+from mlopsmortem.embed import encode_texts, load_model, model_key
 from mlopsmortem.errors import NotFoundError, SearchError
 from mlopsmortem.settings import DEFAULT_MODEL, Settings
 
@@ -185,8 +186,8 @@ class IndexSnapshot:
         self.starts = starts  # first row of each story; story i is rows starts[i]:ends[i]
         self.ends = np.append(starts[1:], len(passage_ids)).astype(np.int64)
         self.positions = {sid: i for i, sid in enumerate(story_ids)}
-        for array in (matrix, passage_ids, starts, self.ends):
-            array.setflags(write=False)
+        for part in (matrix, passage_ids, starts, self.ends):
+            part.setflags(write=False)
 
     @property
     def size(self) -> int:
@@ -254,24 +255,40 @@ class VectorIndex:
             return self._snapshot
 
     def _load(self, conn: sqlite3.Connection) -> IndexSnapshot:
-        rows = conn.execute(
+        """Stream the current vectors into one buffer (peak memory ~ the matrix itself)."""
+        cursor = conn.execute(
             "SELECT e.passage_id, p.story_id, e.vector FROM embeddings e"
             " JOIN passages p ON p.id = e.passage_id"
             " WHERE e.model = ? AND e.text_hash = p.text_hash ORDER BY p.story_id, p.seq",
             [self.model],
-        ).fetchall()
-        if not rows:
-            return EMPTY_SNAPSHOT
-        dimension = len(rows[0][2]) // 4
-        matrix = decode_matrix([r[2] for r in rows], dimension)
-        passage_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        )
+        buffer = bytearray()
+        passage_ids = array("q")
         story_ids: list[str] = []
         starts: list[int] = []
-        for i, row in enumerate(rows):
-            if not story_ids or row[1] != story_ids[-1]:
-                story_ids.append(row[1])
-                starts.append(i)
-        return IndexSnapshot(matrix, passage_ids, tuple(story_ids), np.array(starts, np.int64))
+        width = 0
+        for passage_id, story_id, blob in cursor:
+            if not width:
+                width = len(blob)
+            if len(blob) != width or not width or width % 4:
+                raise SearchError(
+                    f"the stored embeddings of model {self.model!r} do not all have the same "
+                    "dimension: re-embed with rebuild"
+                )
+            if not story_ids or story_id != story_ids[-1]:
+                story_ids.append(story_id)
+                starts.append(len(passage_ids))
+            passage_ids.append(passage_id)
+            buffer += blob
+        if not passage_ids:
+            return EMPTY_SNAPSHOT
+        matrix = np.frombuffer(buffer, dtype="<f4").reshape(len(passage_ids), width // 4)
+        return IndexSnapshot(
+            matrix.astype(np.float32, copy=False),
+            np.frombuffer(passage_ids, dtype=np.int64).copy(),
+            tuple(story_ids),
+            np.array(starts, np.int64),
+        )
 
 
 @lru_cache(maxsize=8)
