@@ -773,3 +773,37 @@ def test_plain_datasette_cli_loads_the_plugin(kb_path, tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["results"][0]["id"] == "ndots"
+
+
+def plugin_module():
+    """The plugin as Datasette registered it from --plugins-dir (not importable by name)."""
+    from datasette.plugins import pm
+
+    Datasette([], plugins_dir=str(PLUGINS))  # registers the module once per process
+    return next(p for p in pm.get_plugins() if p.__name__ == "mlopsmortem_search.py")
+
+
+def test_library_connection_interrupts_slow_sql_and_restores_the_connection() -> None:
+    plugin = plugin_module()
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    slow = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+        " SELECT count(*) FROM (SELECT x FROM c LIMIT 100000000)"
+    )
+    started = time.perf_counter()
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        with plugin.library_connection(conn, 50):
+            assert conn.row_factory is None
+            conn.execute(slow).fetchone()
+    assert time.perf_counter() - started < 2
+    assert conn.row_factory is sqlite3.Row
+    assert conn.execute("SELECT 1").fetchone()[0] == 1  # handler removed
+
+
+def test_only_http_urls_become_links() -> None:
+    plugin = plugin_module()
+    assert plugin.safe_href("https://example.org/a?b=1") == "https://example.org/a?b=1"
+    assert plugin.safe_href(" http://example.org ") == "http://example.org"
+    for bad in ("javascript:alert(1)", "JAVASCRIPT:alert(1)", "data:text/html,x", "/local", None):
+        assert plugin.safe_href(bad) is None
