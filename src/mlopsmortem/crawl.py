@@ -260,18 +260,20 @@ class PageStore:
     ) -> bool:
         """Store a 200 (or 304) response; True when the page's content changed."""
         now = utcnow()
-        previous = self._previous(row["id"])
-        before = previous["link_status"] if previous else None
         self.report.fetched += 1
-        if result.not_modified and previous is not None:
+        if result.not_modified and row["content_hash"] is not None:
+            # the common case of a scheduled re-crawl: one plain UPDATE, nothing else
             with self.db.conn:
-                self.db["pages"].update(
-                    row["id"],
-                    {"fetched_at": now, "link_status": status, "error_kind": None},
+                self.db.execute(
+                    "UPDATE pages SET fetched_at = ?, link_status = ?, error_kind = NULL, "
+                    "error_message = NULL WHERE story_id = ?",
+                    [now, status, row["id"]],
                 )
             self.report.not_modified += 1
-            self._note_transition(row["id"], before, status)
+            self._note_transition(row["id"], row["link_status"], status)
             return False
+        previous = self._previous(row["id"])
+        before = previous["link_status"] if previous else None
         digest = content_hash(result.body)
         changed = previous is None or previous["content_hash"] != digest
         values = {
