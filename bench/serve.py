@@ -3,7 +3,7 @@
     .venv/bin/python bench/serve.py [--passages 100000] [--requests 200] [--clients 8]
                                     [--modes hybrid,keyword] [--skip-http]
 
-Two knowledge bases: the small invented one of the tests (16 stories, real embeddings) and a
+Two knowledge bases: the small invented one of the tests (17 stories, real embeddings) and a
 synthetic one with --passages passages (8 per story, random unit vectors, Zipf-distributed
 words, components/impacts/years/link statuses for the filters). For each mode:
 
@@ -14,9 +14,11 @@ words, components/impacts/years/link statuses for the filters). For each mode:
 
 sequential = --requests requests one after another; concurrent = --clients clients sharing
 --requests requests. Every query is run once before measuring, so query embeddings come from
-the per-process cache on both sides (the uncached embedding cost is printed once). Reported:
-p50 and p95 latency per request (ms), throughput (requests/s) and the ratio of each served
-figure to the library's.
+the per-process cache on both sides (the uncached embedding cost is printed once). The three
+variants run interleaved in 4 rounds, so that load from elsewhere on the machine falls on all
+of them alike. Reported: p50 and p95 latency per request (ms), throughput (requests/s) and the
+ratio of each served figure to the library's; "time/req" is library throughput / served
+throughput, the fair comparison under concurrency, where latency includes queueing.
 """
 
 from __future__ import annotations
