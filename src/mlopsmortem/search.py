@@ -373,14 +373,25 @@ def story_filter_sql(
         if not values:
             continue
         array = _JSON_ARRAY.format(col=f"s.{column}")
-        valid = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT DISTINCT j.value FROM stories s, json_each({array}) j"
-                " WHERE s.removed_at IS NULL AND j.type = 'text'"
-            )
-        ]
-        for value in _canonical(kind, values, valid):
+        found: list[str] = []
+        for value in values:  # the first story carrying it ends the scan (no DISTINCT over all)
+            row = conn.execute(
+                f"SELECT j.value FROM stories s, json_each({array}) j WHERE s.removed_at IS NULL"
+                " AND j.type = 'text' AND lower(j.value) = lower(?) LIMIT 1",
+                [value],
+            ).fetchone()
+            if row is None:  # unknown: raise, listing every valid value
+                valid = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT DISTINCT j.value FROM stories s, json_each({array}) j"
+                        " WHERE s.removed_at IS NULL AND j.type = 'text'"
+                    )
+                ]
+                found = _canonical(kind, values, valid)
+                break
+            found.append(row[0])
+        for value in found:
             clauses.append(f"EXISTS (SELECT 1 FROM json_each({array}) j WHERE j.value = ?)")
             params.append(value)
     if since is not None:
