@@ -349,6 +349,23 @@ def embed(settings: Settings, model_name: str | None, rebuild: bool) -> None:
     )
 
 
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Re-tag every story.")
+@common_options
+def tag(settings: Settings, rebuild: bool) -> None:
+    """Tag stories by component and impact (list tags, text rules, semantic impacts)."""
+    from mlopsmortem.pipeline import run_tag
+
+    report = run_tag(settings, rebuild=rebuild)
+    echo(
+        settings,
+        f"tagged {report['tagged']} stories ({report['unchanged']} unchanged), "
+        f"{report['tags']} tags, taxonomy {report['taxonomy_version']}",
+    )
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def filter_options(fn: F) -> F:
     @click.option("--component", "components", multiple=True, help="Only stories with this tag.")
     @click.option("--impact", "impacts", multiple=True, help="Only stories with this impact.")

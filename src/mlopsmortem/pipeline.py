@@ -259,6 +259,19 @@ def run_tagging(db: sqlite_utils.Database, settings: Settings) -> dict[str, obje
     return asdict(report) if is_dataclass(report) else dict(report)
 
 
+def run_tag(settings: Settings, *, rebuild: bool) -> dict[str, object]:
+    """`mlopsmortem tag`: tag stories, then refresh the card passages that name the tags."""
+    from mlopsmortem.tagging import tag_stories
+
+    db = open_db(settings.db_path)
+    with record_run(db, "tag") as run:
+        report = asdict(tag_stories(db, settings, rebuild=rebuild))
+        sync_passages(db, settings=settings)
+        embed_passages(db, settings)
+        run.counts = {k: v for k, v in report.items() if isinstance(v, int)}
+    return report
+
+
 def run_embed(settings: Settings, *, rebuild: bool) -> tuple[SyncCounts, EmbedCounts]:
     db = open_db(settings.db_path)
     with record_run(db, "embed") as run:
