@@ -987,12 +987,13 @@ def tag_stories(
             full_reason = full_reason or f"taxonomy {version} unknown or reordered"
             todo.extend(sids)
             continue
-        texts = load_inputs(db, sids, model, with_text=True)
-        for sid in sids:
-            if change.touches(texts[sid], states[sid].mentions):
-                todo.append(sid)
-            else:
-                revalidate.append(sid)
+        for part in _chunks(sids, STORIES_PER_TRANSACTION):  # texts in bounded batches
+            texts = load_inputs(db, part, model, with_text=True)
+            for sid in part:
+                if sid in texts and change.touches(texts[sid], states[sid].mentions):
+                    todo.append(sid)
+                else:
+                    revalidate.append(sid)
 
     semantic = _SemanticRun(taxonomy, calibration.impacts, settings)
     by_method: Counter[str] = Counter()
