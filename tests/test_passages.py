@@ -48,13 +48,13 @@ def generated_text(seed: int) -> str:
 
 def assert_chunk_properties(text: str, chunks, max_tokens: int, count) -> None:
     covered = bytearray(len(text))
-    previous_start = -1
+    previous_start = previous_end = -1
     for chunk in chunks:
         assert text[chunk.start : chunk.end] == chunk.text
         assert chunk.text == chunk.text.strip() and chunk.text
         assert count(chunk.text) <= max_tokens, (count(chunk.text), chunk.text[:80])
-        assert chunk.start > previous_start
-        previous_start = chunk.start
+        assert chunk.start > previous_start and chunk.end > previous_end  # always moving on
+        previous_start, previous_end = chunk.start, chunk.end
         covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
     missing = [i for i, ch in enumerate(text) if not covered[i] and not ch.isspace()]
     assert not missing, f"uncovered characters at {missing[:10]}"

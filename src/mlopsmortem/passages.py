@@ -211,19 +211,30 @@ def _units(text: str, max_tokens: int, count: TokenCounter) -> list[_Unit]:
 
 
 def _overlap(
-    text: str, units: Sequence[_Unit], end_index: int, overlap_tokens: int, count: TokenCounter
+    text: str,
+    units: Sequence[_Unit],
+    first_index: int,
+    end_index: int,
+    overlap_tokens: int,
+    count: TokenCounter,
 ) -> tuple[int, int] | None:
-    """Start offset and token count of the tail of units[:end_index] to repeat in the next chunk.
+    """Start offset and token count of the tail of the chunk units[first_index:end_index] to
+    repeat at the start of the next chunk.
 
-    Whole trailing sentences when they fit in overlap_tokens, else the trailing words of the last
-    one. None when nothing fits."""
-    if overlap_tokens <= 0 or end_index == 0:
+    Whole trailing sentences when they fit in overlap_tokens (never more than the chunk's own
+    units, so chunks start strictly after one another), else the trailing words of the last one.
+    None when nothing fits."""
+    if overlap_tokens <= 0 or end_index <= first_index:
         return None
     tokens = 0
     start = None
     i = end_index - 1
     paragraph = units[i].paragraph
-    while i >= 0 and units[i].paragraph == paragraph and tokens + units[i].tokens <= overlap_tokens:
+    while (
+        i > first_index
+        and units[i].paragraph == paragraph
+        and tokens + units[i].tokens <= overlap_tokens
+    ):
         tokens += units[i].tokens
         start = units[i].start
         i -= 1
@@ -285,7 +296,7 @@ def chunk_text(
         start = carry[0] if carry else units[i].start
         spans.append((start, units[j - 1].end, units[i:j]))
         paragraph_break = j < len(units) and units[j].paragraph != units[j - 1].paragraph
-        carry = None if paragraph_break else _overlap(text, units, j, overlap_tokens, count)
+        carry = None if paragraph_break else _overlap(text, units, i, j, overlap_tokens, count)
         i = j
     chunks: list[Chunk] = []
     for start, end, members in spans:
