@@ -63,8 +63,10 @@ def assert_chunk_properties(text: str, chunks, max_tokens: int, count) -> None:
 @pytest.mark.parametrize("seed", range(40))
 def test_chunking_properties_with_approximate_counts(seed: int) -> None:
     text = generated_text(seed)
-    max_tokens = random.Random(seed).choice([16, 64, 254])
-    chunks = chunk_text(text, max_tokens=max_tokens, overlap_tokens=max_tokens // 8)
+    rng = random.Random(seed)
+    max_tokens = rng.choice([8, 16, 64, 254])
+    overlap = rng.choice([0, 2, max_tokens // 8, max_tokens // 2])
+    chunks = chunk_text(text, max_tokens=max_tokens, overlap_tokens=overlap)
     assert_chunk_properties(text, chunks, max_tokens, approx_token_count)
 
 

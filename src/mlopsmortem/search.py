@@ -228,9 +228,10 @@ class IndexSnapshot:
         return int(start + np.argmax(scores[start:end]))
 
 
-EMPTY_SNAPSHOT = IndexSnapshot(
-    np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), (), np.zeros(0, np.int64)
-)
+def _empty_snapshot() -> IndexSnapshot:
+    return IndexSnapshot(
+        np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), (), np.zeros(0, np.int64)
+    )
 
 
 class VectorIndex:
@@ -249,7 +250,11 @@ class VectorIndex:
         self._signature: tuple[int, int] | None = None
 
     def refresh(self, conn: sqlite3.Connection) -> IndexSnapshot:
-        """The current snapshot, reloaded first if the embeddings changed since last time."""
+        """The current snapshot, reloaded first if the embeddings changed since last time.
+
+        Cheap path (same connection as last call, data_version and total_changes unchanged):
+        one PRAGMA. Otherwise one `count(*), max(rowid)` query, and a reload only if that moved.
+        Holds a reference to the last connection it checked with (to recognise it)."""
         with self._lock:
             (data_version,) = conn.execute("PRAGMA data_version").fetchone()
             total_changes = conn.total_changes
@@ -297,7 +302,7 @@ class VectorIndex:
             passage_ids.append(passage_id)
             buffer += blob
         if not passage_ids:
-            return EMPTY_SNAPSHOT
+            return _empty_snapshot()
         matrix = np.frombuffer(buffer, dtype="<f4").reshape(len(passage_ids), width // 4)
         return IndexSnapshot(
             matrix.astype(np.float32, copy=False),
