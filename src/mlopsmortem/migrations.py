@@ -247,3 +247,18 @@ def m004_tags(db: sqlite_utils.Database) -> None:
     db["tags"].create_index(["story_id"])
     db["tags"].create_index(["kind", "tag"])
     db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+@migration(5, "tagging: per-story input fingerprints for incremental re-tagging")
+def m005_tag_inputs(db: sqlite_utils.Database) -> None:
+    db["tag_inputs"].create(
+        {
+            "story_id": str,
+            "fingerprint": str,
+            "taxonomy_version": str,
+            "mentions": str,  # JSON array of "kind:tag"
+            "tagged_at": str,
+        },
+        pk="story_id",
+        if_not_exists=True,  # databases tagged before this migration already have it
+    )

@@ -29,7 +29,7 @@
 sorted canonical (non-free) tags of any method whose confidence reaches `CONFIDENCE_CUT`, for
 Datasette's `_facet_array`. Every row and `meta.taxonomy_version` carry the taxonomy version.
 
-Incremental: `tag_inputs` (created here, not by a migration) keeps per story a fingerprint of
+Incremental: `tag_inputs` (migration 5) keeps per story a fingerprint of
 what the methods read (list items, titles, document text hash, text passages and whether each
 has a current embedding, calibration, impact descriptions, model, `METHOD_VERSION`), the
 taxonomy version the story was tagged under and every tag its text or list items *mention*
@@ -801,21 +801,6 @@ class _State:
     mentions: frozenset[str]
 
 
-def ensure_inputs_table(db: sqlite_utils.Database) -> None:
-    """`tag_inputs`: per-story fingerprints for incremental tagging (to become a migration)."""
-    db[INPUTS_TABLE].create(
-        {
-            "story_id": str,
-            "fingerprint": str,
-            "taxonomy_version": str,
-            "mentions": str,  # JSON array of "kind:tag"
-            "tagged_at": str,
-        },
-        pk="story_id",
-        if_not_exists=True,
-    )
-
-
 def _meta(db: sqlite_utils.Database, key: str) -> str | None:
     row = db.conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return row[0] if row else None
@@ -965,7 +950,6 @@ def tag_stories(
         # demo crawl that produces the calibration data runs this stage too).
         calibration = UNCALIBRATED
         warnings, semantic_on = [f"{path} not found: semantic impacts off"], False
-    ensure_inputs_table(db)
     previous = _meta(db, META_TAXONOMY_VERSION)
     run_key = _run_key(taxonomy, calibration, model)
 
