@@ -398,6 +398,22 @@ def test_vector_index_reloads_only_when_embeddings_change(kb_copy) -> None:
     assert index.loads == 3
 
 
+def test_vector_index_remembers_several_connections(kb_copy) -> None:
+    path, settings = kb_copy
+    first, second = open_db(path), open_db(path)
+    index = VectorIndex("all-MiniLM-L6-v2")
+    for db in (first, second):
+        index.refresh(db.conn)
+    statements: list[str] = []
+    for db in (first, second):
+        db.conn.set_trace_callback(statements.append)
+    for _ in range(3):
+        index.refresh(first.conn)
+        index.refresh(second.conn)
+    assert statements == ["PRAGMA data_version"] * 6  # no count(*), no reload
+    assert index.loads == 1
+
+
 def test_default_index_is_shared_per_file_and_model(kb, kbdb) -> None:
     first = vector_index(kbdb, "all-MiniLM-L6-v2")
     again = open_db(kb[0])
