@@ -556,7 +556,8 @@ def main() -> None:
     started = time.perf_counter()
     load_model()
     say(
-        f"model loaded in {time.perf_counter() - started:.1f} s; {os.cpu_count()} CPUs, "
+        f"model loaded in {time.perf_counter() - started:.1f} s (process RSS now "
+        f"{rss_mb()[0]:.0f} MiB); {os.cpu_count()} CPUs, "
         f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     if "quality" in sections:

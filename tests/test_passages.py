@@ -66,7 +66,9 @@ def test_chunking_properties_with_approximate_counts(seed: int) -> None:
     rng = random.Random(seed)
     max_tokens = rng.choice([8, 16, 64, 254])
     overlap = rng.choice([0, 2, max_tokens // 8, max_tokens // 2])
-    chunks = chunk_text(text, max_tokens=max_tokens, overlap_tokens=overlap)
+    chunks = chunk_text(
+        text, max_tokens=max_tokens, overlap_tokens=overlap, count_tokens=approx_token_count
+    )
     assert_chunk_properties(text, chunks, max_tokens, approx_token_count)
 
 

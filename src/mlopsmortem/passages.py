@@ -264,12 +264,12 @@ def chunk_text(
     that keeps it at least half full. A sentence longer than the limit is cut between words (a
     word longer than the limit, between characters). When a chunk ends inside a paragraph the
     next one repeats up to overlap_tokens tokens of its tail (whole sentences when they fit);
-    after a paragraph break there is no overlap. count_tokens defaults to `approx_token_count`;
-    pass `token_counter(model_name)` for exact model counts.
+    after a paragraph break there is no overlap. count_tokens defaults to the bundled model's
+    tokenizer (`token_counter()`, itself `approx_token_count` when that is not installed).
     """
     if max_tokens < 1:
         raise ValueError("max_tokens must be at least 1")
-    count = count_tokens or approx_token_count
+    count = count_tokens or token_counter()
     overlap_tokens = max(0, min(overlap_tokens, max_tokens // 2))
     units = _units(text, max_tokens, count)
     spans: list[tuple[int, int, list[_Unit]]] = []  # (start, end, units it was built from)
