@@ -509,6 +509,17 @@ def measure_size(db, settings: Settings, queries: Sequence[str], build_s: float)
             f"  {label:26} p50 {ms(percentile(totals, 50))}  p95 "
             f"{ms(percentile(totals, 95))}   (p50 by stage, ms: {split})"
         )
+    story_ids = [f"s{i}" for i in range(0, len(snapshot.story_ids), 97)][:30]
+    first = timed(lambda: similar(db, story_ids[0], settings=settings, index=index), 1)
+    rest = [
+        t
+        for story in story_ids
+        for t in timed(lambda s=story: similar(db, s, settings=settings, index=index), 1)
+    ]
+    say(
+        f"  {'similar()':26} p50 {ms(percentile(rest, 50))}  p95 {ms(percentile(rest, 95))}"
+        f"   (first call, computing story vectors: {first[0] * 1000:.1f} ms)"
+    )
 
 
 def latency(sizes: Sequence[int]) -> None:
