@@ -1,0 +1,331 @@
+"""Request parsing and result shapes behind the Datasette plugin (plugins/mlopsmortem_*.py).
+
+Datasette loads each file of `--plugins-dir` by path as its own module, so the plugin files
+cannot import each other; what they share lives in the package: here the per-instance state,
+the model loading, parameter parsing and the URLs and JSON/template shapes of results; in
+`mlopsmortem.web_sql` what runs on Datasette's connections. Nothing here registers a hook.
+`datasette` and `request` arguments are Datasette 0.65 objects, used only through their
+public attributes (`urls`, `databases`, `plugin_config`, `setting`, `request.args`).
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from datasette.utils import tilde_encode
+
+from mlopsmortem.embed import decode_vector, load_model
+from mlopsmortem.errors import MlopsmortemError
+from mlopsmortem.search import MODES, embed_query
+from mlopsmortem.settings import DEFAULT_MODEL, Settings
+
+PLUGIN = "mlopsmortem-search"  # the plugin's configuration key in Datasette metadata
+DEFAULT_N = 10
+MAX_N = 50
+MAX_OFFSET = 1000
+MAX_FILTER_VALUES = 20
+MAX_FILTER_CHARS = 200
+SIMILAR_ON_ROW_PAGE = 5
+FILTERS = ("component", "impact", "source", "link_status")  # repeatable parameters
+FACET_TITLES = {
+    "component": "Component",
+    "impact": "Impact",
+    "since": "Year",
+    "source": "Source list",
+    "link_status": "Link status",
+}
+
+
+class BadRequest(MlopsmortemError):
+    """A request the plugin refuses, with the HTTP status to answer it with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class QueryArgs(Protocol):
+    """What is read of a query string (Datasette's MultiParams)."""
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+    def getlist(self, name: str) -> list[str]: ...
+
+
+# --------------------------------------------------------------------------- per-instance state
+
+
+@dataclass
+class State:
+    """What the plugin knows about one Datasette instance."""
+
+    database: str  # Datasette's name for the knowledge base
+    path: str
+    settings: Settings
+    time_limit_ms: int
+    warm: bool
+    warm_started: bool = False
+
+
+# Keyed weakly by the Datasette instance: tests and `serve` build several in one process, and
+# an instance that is gone must not keep its state (nor be confused with a new one at its id).
+_STATES: weakref.WeakKeyDictionary[Any, State] = weakref.WeakKeyDictionary()
+
+
+def plugin_config(datasette: Any) -> dict[str, Any]:
+    return datasette.plugin_config(PLUGIN) or {}
+
+
+async def kb_state(datasette: Any) -> State | None:
+    """The knowledge base of this instance: configured, else the first with `passages`."""
+    state = _STATES.get(datasette)
+    if state is not None:
+        return state
+    config = plugin_config(datasette)
+    wanted = config.get("database")
+    found = None
+    for name, db in datasette.databases.items():
+        if db.is_memory or name.startswith("_") or not db.path:
+            continue
+        if wanted and name != wanted:
+            continue
+        if await db.table_exists("passages"):
+            found = db
+            break
+    if found is None:
+        return None
+    base = Settings()
+    settings = Settings(
+        db_path=Path(found.path),
+        quiet=True,
+        model_name=str(config.get("model") or DEFAULT_MODEL),
+        max_query_chars=int(config.get("max_query_chars") or base.max_query_chars),
+    )
+    state = State(
+        database=found.name,
+        path=str(found.path),
+        settings=settings,
+        time_limit_ms=int(config.get("time_limit_ms") or datasette.setting("sql_time_limit_ms")),
+        warm=bool(config.get("warm", True)),
+    )
+    _STATES[datasette] = state
+    return state
+
+
+# --------------------------------------------------------------------------- model
+
+# Process-wide like the model cache of mlopsmortem.embed they guard: the lock makes concurrent
+# first requests wait for the one loading the model instead of each loading a copy.
+_MODEL_LOCK = threading.Lock()
+_LOADED: set[str] = set()
+
+
+def ensure_model(model_name: str) -> None:
+    """Load the model once per process; concurrent callers wait for the one loading it."""
+    if model_name in _LOADED:
+        return
+    with _MODEL_LOCK:
+        if model_name not in _LOADED:
+            load_model(model_name)
+            _LOADED.add(model_name)
+
+
+def query_vector(text: str, model_name: str) -> np.ndarray:
+    ensure_model(model_name)
+    return embed_query(text, model_name)
+
+
+def mm_cosine(a: Any, b: Any) -> float | None:
+    """The mm_cosine SQL function: cosine of two float32 vector BLOBs, else NULL."""
+    if not isinstance(a, bytes | memoryview) or not isinstance(b, bytes | memoryview):
+        return None
+    if len(a) != len(b) or not len(a) or len(a) % 4:
+        return None
+    va, vb = decode_vector(bytes(a)), decode_vector(bytes(b))
+    norms = float(np.sqrt(np.dot(va, va) * np.dot(vb, vb)))
+    if norms == 0.0:
+        return None
+    return float(np.dot(va, vb)) / norms
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+@dataclass
+class Params:
+    q: str = ""
+    mode: str = "hybrid"
+    component: list[str] = field(default_factory=list)
+    impact: list[str] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    link_status: list[str] = field(default_factory=list)
+    since: int | None = None
+    n: int = DEFAULT_N
+    offset: int = 0
+    facets: bool = False
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "components": self.component,
+            "impacts": self.impact,
+            "since": self.since,
+            "sources": self.source,
+            "link_status": self.link_status,
+        }
+
+    def has_filters(self) -> bool:
+        return self.since is not None or any(getattr(self, name) for name in FILTERS)
+
+    def pairs(self, **changes: Any) -> list[tuple[str, str]]:
+        """Query-string pairs of these parameters (defaults left out), with changes applied."""
+        values = {
+            "q": self.q,
+            "mode": self.mode,
+            **{name: list(getattr(self, name)) for name in FILTERS},
+            "since": self.since,
+            "n": self.n,
+            "offset": self.offset,
+            "facets": self.facets,
+        }
+        values.update(changes)
+        out: list[tuple[str, str]] = []
+        if values["q"]:
+            out.append(("q", values["q"]))
+        if values["mode"] != "hybrid":
+            out.append(("mode", values["mode"]))
+        for name in FILTERS:
+            out.extend((name, v) for v in values[name])
+        if values["since"] is not None:
+            out.append(("since", str(values["since"])))
+        if values["n"] != DEFAULT_N:
+            out.append(("n", str(values["n"])))
+        if values["offset"]:
+            out.append(("offset", str(values["offset"])))
+        if values["facets"]:
+            out.append(("facets", "1"))
+        return out
+
+
+def int_arg(args: QueryArgs, name: str, default: int | None) -> int | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, not {raw!r}") from None
+
+
+def bounded_n(args: QueryArgs, default: int = DEFAULT_N) -> int:
+    n = int_arg(args, "n", default)
+    if n is None or n < 1:
+        raise BadRequest(f"n must be between 1 and {MAX_N}")
+    return min(n, MAX_N)
+
+
+def parse_params(args: QueryArgs, max_query_chars: int, *, default_n: int = DEFAULT_N) -> Params:
+    """The search parameters of a query string, validated and bounded (BadRequest if not)."""
+    q = (args.get("q") or "").strip()
+    if len(q) > max_query_chars:
+        raise BadRequest(
+            f"The query is {len(q):,} characters long; the limit is {max_query_chars:,}. "
+            "Shorten it to a few distinctive words or an error message."
+        )
+    mode = (args.get("mode") or "hybrid").strip().lower()
+    if mode not in MODES:
+        raise BadRequest(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+    params = Params(q=q, mode=mode)
+    for name in FILTERS:
+        values = list(dict.fromkeys(v.strip() for v in args.getlist(name) if v and v.strip()))
+        if len(values) > MAX_FILTER_VALUES:
+            raise BadRequest(f"at most {MAX_FILTER_VALUES} values of {name}")
+        if any(len(v) > MAX_FILTER_CHARS for v in values):
+            raise BadRequest(f"a {name} value is too long")
+        setattr(params, name, values)
+    since = int_arg(args, "since", None)
+    if since is not None and not 1900 <= since <= 9999:
+        raise BadRequest("since must be a four-digit year")
+    params.since = since
+    params.n = bounded_n(args, default_n)
+    offset = int_arg(args, "offset", 0) or 0
+    if offset < 0 or offset > MAX_OFFSET:
+        raise BadRequest(
+            f"offset must be between 0 and {MAX_OFFSET}; narrow the search with filters instead"
+        )
+    params.offset = offset
+    params.facets = (args.get("facets") or "").lower() in ("1", "true", "yes", "on")
+    return params
+
+
+# --------------------------------------------------------------------------- URLs and shapes
+
+
+def safe_href(url: Any) -> str | None:
+    """An http(s) URL to link to, or None (no javascript:, data: or relative links)."""
+    if not isinstance(url, str):
+        return None
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme.lower() in ("http", "https") and parsed.netloc:
+        return url.strip()
+    return None
+
+
+def story_path(datasette: Any, state: State, story_id: str) -> str:
+    return datasette.urls.row(state.database, "stories", tilde_encode(story_id))
+
+
+def similar_path(datasette: Any, story_id: str, json: bool = False) -> str:
+    quoted = urllib.parse.quote(story_id, safe="")
+    return datasette.urls.path(f"-/similar/{quoted}" + (".json" if json else ""))
+
+
+def search_url(datasette: Any, params: Params, *, json: bool = False, **changes: Any) -> str:
+    path = datasette.urls.path("-/search" + (".json" if json else ""))
+    query = urllib.parse.urlencode(params.pairs(**changes))
+    return f"{path}?{query}" if query else str(path)
+
+
+def feed_url(datasette: Any, params: Params) -> str:
+    """The Atom feed of a search: its query and filters, newest matches first (no paging)."""
+    if not params.q and not params.has_filters():
+        return datasette.urls.path("-/feeds/new.atom")
+    path = datasette.urls.path("-/feeds/search.atom")
+    pairs = params.pairs(n=DEFAULT_N, offset=0, facets=False)
+    return f"{path}?{urllib.parse.urlencode(pairs)}"
+
+
+def hit_dict(datasette: Any, state: State, hit: Any) -> dict[str, Any]:
+    data = hit.to_dict()
+    data["story_url"] = story_path(datasette, state, hit.id)
+    data["similar_url"] = similar_path(datasette, hit.id, json=True)
+    return data
+
+
+def hit_view(datasette: Any, state: State, hit: Any, params: Params | None) -> dict[str, Any]:
+    """What the HTML templates need of one hit; every string is escaped by Jinja except
+    `snippet_marked`, which the library already escaped."""
+    view = hit.to_dict()
+    view["story_url"] = story_path(datasette, state, hit.id)
+    view["similar_url"] = similar_path(datasette, hit.id)
+    view["href"] = safe_href(hit.url)
+    chips = []
+    for kind, values in (("component", hit.components), ("impact", hit.impacts)):
+        for value in values:
+            link = None
+            if params is not None and value.lower() not in {
+                v.lower() for v in getattr(params, kind)
+            }:
+                link = search_url(
+                    datasette, params, **{kind: [*getattr(params, kind), value], "offset": 0}
+                )
+            elif params is None:
+                link = search_url(datasette, Params(), **{kind: [value]})
+            chips.append({"kind": kind, "value": value, "url": link})
+    view["chips"] = chips
+    return view

@@ -1,0 +1,241 @@
+"""What the plugin's pages run on Datasette's connections to the knowledge base.
+
+Library calls (`mlopsmortem.search`) and the pages' own queries (facet counts, story details)
+run in Datasette's SQL executor threads under a time limit, on plain tuple rows; a time-limit
+hit becomes a 503 `BadRequest`. Request parsing and result shapes are in `mlopsmortem.web`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from mlopsmortem.errors import SearchError
+from mlopsmortem.search import search, similar, story_filter_sql
+from mlopsmortem.web import (
+    SIMILAR_ON_ROW_PAGE,
+    BadRequest,
+    Params,
+    State,
+    query_vector,
+    safe_href,
+)
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- library calls
+
+
+@contextlib.contextmanager
+def library_connection(conn: sqlite3.Connection, time_limit_ms: int) -> Iterator[None]:
+    """Datasette's read connection, set up for a library call and restored afterwards.
+
+    The call is interrupted after `time_limit_ms` (a progress handler, as Datasette's own
+    sqlite_timelimit, checked every 10,000 SQLite instructions: about a millisecond); rows
+    come back as plain tuples instead of Datasette's sqlite3.Row, which the library does not
+    need. The connection belongs to the executor thread running this call, so nothing else
+    sees the change."""
+    deadline = time.perf_counter() + time_limit_ms / 1000
+
+    def handler() -> int:
+        return 1 if time.perf_counter() >= deadline else 0
+
+    row_factory = conn.row_factory
+    conn.row_factory = None
+    conn.set_progress_handler(handler, 10_000)
+    try:
+        yield
+    finally:
+        conn.set_progress_handler(None, 10_000)
+        conn.row_factory = row_factory
+
+
+def library_db(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    return sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+
+
+async def execute(
+    datasette: Any, state: State, fn: Callable[[sqlite3.Connection], T], *, what: str = "search"
+) -> T:
+    """fn(conn) on a read connection of the knowledge base; a time-limit hit is a 503."""
+    try:
+        return await datasette.get_database(state.database).execute_fn(fn)
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            raise BadRequest(
+                f"the {what} took longer than {state.time_limit_ms} ms; try fewer words or "
+                "add filters",
+                status=503,
+            ) from exc
+        raise
+
+
+async def embed_first(state: State, params: Params) -> None:
+    """Embed the query outside the SQL threads; search() then finds the vector in its cache."""
+    if params.q and params.mode != "keyword":
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, query_vector, params.q, state.settings.model_name)
+
+
+async def run_search(datasette: Any, state: State, params: Params) -> tuple[list[Any], bool]:
+    """(hits of this page, whether another page follows)."""
+    await embed_first(state, params)
+
+    def work(conn: sqlite3.Connection) -> list[Any]:
+        with library_connection(conn, state.time_limit_ms):
+            return search(
+                library_db(conn),
+                params.q,
+                settings=state.settings,
+                mode=params.mode,  # type: ignore[arg-type]
+                limit=params.n + 1,
+                offset=params.offset,
+                **params.filters(),
+            )
+
+    hits = await execute(datasette, state, work)
+    return hits[: params.n], len(hits) > params.n
+
+
+async def run_facets(datasette: Any, state: State, params: Params) -> dict[str, Any]:
+    def work(conn: sqlite3.Connection) -> dict[str, Any]:
+        with library_connection(conn, state.time_limit_ms):
+            return facet_counts(conn, params)
+
+    return await execute(datasette, state, work)
+
+
+_ARRAY = "CASE WHEN json_valid(s.{col}) THEN s.{col} ELSE '[]' END"
+
+
+def _chosen(rows: list[Any], selected: list[str]) -> list[dict[str, Any]]:
+    chosen = {v.lower() for v in selected}
+    return [{"value": r[0], "count": r[1], "selected": r[0].lower() in chosen} for r in rows]
+
+
+def facet_counts(conn: sqlite3.Connection, params: Params) -> dict[str, list[dict[str, Any]]]:
+    """Counts of live stories per filter value, given the other active filters.
+
+    Components and impacts combine with AND, so their counts apply every active filter; a
+    story has one year, one link status and some sources, so those counts leave out their own
+    filter (choosing another value widens or moves the selection). The query text does not
+    change the counts: they describe the filtered collection the results are ranked in."""
+    filters = params.filters()
+
+    def where(**drop: Any) -> tuple[str, list[Any]]:
+        return story_filter_sql(conn, **{**filters, **drop})
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    clause, args = where()
+    for name, column, selected in (
+        ("component", "components", params.component),
+        ("impact", "impacts", params.impact),
+    ):
+        rows = conn.execute(
+            f"SELECT j.value, count(DISTINCT s.id) FROM stories s,"
+            f" json_each({_ARRAY.format(col=column)}) j"
+            f" WHERE {clause} AND j.type = 'text' GROUP BY j.value ORDER BY 2 DESC, 1",
+            args,
+        ).fetchall()
+        out[name] = _chosen(rows, selected)
+    clause, args = where(since=None)
+    years = conn.execute(
+        f"SELECT s.year, count(*) FROM stories s WHERE {clause} AND s.year IS NOT NULL"
+        " GROUP BY s.year ORDER BY s.year DESC",
+        args,
+    ).fetchall()
+    running = 0
+    out["since"] = []
+    for year, count in years:
+        running += count
+        out["since"].append(
+            {"value": year, "count": running, "selected": params.since == year, "year_count": count}
+        )
+    clause, args = where(sources=())
+    rows = conn.execute(
+        "SELECT so.name, count(DISTINCT s.id) FROM stories s"
+        " JOIN story_sources ss ON ss.story_id = s.id AND ss.removed_at IS NULL"
+        " JOIN sources so ON so.id = ss.source_id"
+        f" WHERE {clause} AND so.name IS NOT NULL GROUP BY so.name ORDER BY 2 DESC, 1",
+        args,
+    ).fetchall()
+    out["source"] = _chosen(rows, params.source)
+    clause, args = where(link_status=())
+    rows = conn.execute(
+        "SELECT pg.link_status, count(DISTINCT s.id) FROM stories s"
+        " JOIN pages pg ON pg.story_id = s.id"
+        f" WHERE {clause} AND pg.link_status IS NOT NULL"
+        " GROUP BY pg.link_status ORDER BY 2 DESC, 1",
+        args,
+    ).fetchall()
+    out["link_status"] = _chosen(rows, params.link_status)
+    return out
+
+
+# --------------------------------------------------------------------------- story row page
+
+
+def dict_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [{name: row[i] for i, name in enumerate(names)} for row in cursor.fetchall()]
+
+
+def story_details(conn: sqlite3.Connection, state: State, story_id: str) -> dict[str, Any] | None:
+    """Tags with evidence, page and link status, page history, list entries, neighbours."""
+    stories = dict_rows(
+        conn, "SELECT id, title, url, archive_url, removed_at FROM stories WHERE id = ?", [story_id]
+    )
+    if not stories:
+        return None
+    story = stories[0]
+    story["href"] = safe_href(story["url"])
+    story["archive_href"] = safe_href(story["archive_url"])
+    details: dict[str, Any] = {"story": story}
+    details["tags"] = dict_rows(
+        conn,
+        "SELECT kind, tag, method, confidence, evidence, original, passage_id FROM tags"
+        " WHERE story_id = ? ORDER BY kind, confidence DESC, tag",
+        [story_id],
+    )
+    pages = dict_rows(
+        conn,
+        "SELECT link_status, final_url, archive_url, status_code, fetched_at, changed_at,"
+        " dead_since, error_kind, error_message FROM pages WHERE story_id = ?",
+        [story_id],
+    )
+    page = pages[0] if pages else None
+    if page:
+        page["final_href"] = safe_href(page["final_url"])
+        page["archive_href"] = safe_href(page["archive_url"])
+    details["page"] = page
+    details["history"] = dict_rows(
+        conn,
+        "SELECT link_status, fetched_at, replaced_at, content_hash, text_hash"
+        " FROM page_history WHERE story_id = ? ORDER BY replaced_at DESC, id DESC LIMIT 50",
+        [story_id],
+    )
+    details["sources"] = dict_rows(
+        conn,
+        "SELECT so.name, ss.section, ss.line, ss.list_title, ss.removed_at"
+        " FROM story_sources ss JOIN sources so ON so.id = ss.source_id"
+        " WHERE ss.story_id = ? ORDER BY so.name, ss.occurrence",
+        [story_id],
+    )
+    try:
+        with library_connection(conn, state.time_limit_ms):
+            details["similar"] = similar(
+                library_db(conn), story_id, settings=state.settings, limit=SIMILAR_ON_ROW_PAGE
+            )
+        details["similar_note"] = None
+    except (SearchError, sqlite3.OperationalError) as exc:
+        details["similar"] = []
+        details["similar_note"] = str(exc)
+    return details
