@@ -38,7 +38,11 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/tagging.py
+	$(BIN)/python bench/crawl.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
