@@ -34,7 +34,7 @@ test: lint browser
 	$(BIN)/python -m pytest
 
 demo: setup
-	$(BIN)/mlopsmortem demo
+	$(BIN)/mlopsmortem demo --db demo.db
 
 bench: setup
 	$(BIN)/python bench/quality.py

@@ -184,7 +184,8 @@ class CrawlRun:
         lines = IngestRun(self.ingest, self.run_id).summary_lines()
         lines += FetchRun(self.crawl, self.run_id).summary_lines()
         for stage, counts in self.stages.items():
-            lines.append(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            numbers = {k: v for k, v in counts.items() if isinstance(v, int) and k != "seconds"}
+            lines.append(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in numbers.items()))
         lines.append(
             f"change report: {d['new_stories']} new stories, {d['changed_pages']} changed pages, "
             f"{d['unchanged']} unchanged, {d['newly_dead']} newly dead, {d['recovered']} "
