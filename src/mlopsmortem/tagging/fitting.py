@@ -1,0 +1,392 @@
+"""Calibration fitting: what the methods see in labelled stories before any threshold
+(`analyse_stories`), and `calibrate`, which fits `component_min_mentions` and the semantic
+thresholds on gold tags with leave-one-story-out figures beside the in-sample ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from mlopsmortem.db import utcnow
+from mlopsmortem.embed import load_model, model_key
+from mlopsmortem.settings import Settings
+from mlopsmortem.tagging.calibration import Calibration, descriptions_digest
+from mlopsmortem.tagging.inputs import live_story_ids, load_inputs
+from mlopsmortem.tagging.listtags import list_tags
+from mlopsmortem.tagging.rules import Mentions, find_story_mentions
+from mlopsmortem.tagging.semantic import (
+    SemanticScores,
+    impact_prototypes,
+    load_vectors,
+    story_semantic_scores,
+)
+from mlopsmortem.tagging.tags import Tag, TaggingError
+from mlopsmortem.taxonomy import Taxonomy, load_taxonomy
+
+# Threshold grids (z units). Wide enough that the extremes mean "always" and "never".
+TOP_GRID = tuple(round(-1.0 + 0.05 * i, 2) for i in range(101))  # -1.0 .. 4.0
+OTHER_GRID = tuple(round(0.0 + 0.05 * i, 2) for i in range(101))  # 0.0 .. 5.0
+MIN_MENTIONS_CHOICES = (1, 2, 3, 4, 5)
+#: `component_min_mentions` is the count with the best F1 among those reaching this precision
+#: (not simply the smallest such count: N=1 sits at 0.89 on the demo, so that rule would flip
+#: between 1 and 2 from fold to fold).
+COMPONENT_PRECISION_TARGET = 0.9
+
+
+@dataclass(frozen=True)
+class StoryAnalysis:
+    """What the methods see in one story, before any threshold: for calibration and the bench."""
+
+    story_id: str
+    list_tags: tuple[Tag, ...]
+    mentions: Mentions
+    scores: SemanticScores | None
+
+    def components(self, min_mentions: int) -> set[str]:
+        """Canonical components from the list and the rule with this mention count."""
+        found = {t.tag for t in self.list_tags if t.kind == "component" and not t.free}
+        for kind, name in {*self.mentions.title, *self.mentions.text}:
+            if kind != "component":
+                continue
+            if (kind, name) in self.mentions.title or self.mentions.count(
+                (kind, name)
+            ) >= min_mentions:
+                found.add(name)
+        return found
+
+    def base_impacts(self) -> set[str]:
+        """Impacts from the list and from titles: what the semantic step adds to."""
+        found = {t.tag for t in self.list_tags if t.kind == "impact" and not t.free}
+        found.update(name for kind, name in self.mentions.title if kind == "impact")
+        return found
+
+
+def analyse_stories(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    impacts: Sequence[str],
+    story_ids: Iterable[str] | None = None,
+) -> dict[str, StoryAnalysis]:
+    """List tags, mentions and semantic scores (over `impacts`) of live stories."""
+    taxonomy = load_taxonomy(settings.taxonomy_file)
+    model = model_key(settings.model_name)
+    ids = live_story_ids(db, story_ids)
+    inputs = load_inputs(db, ids, model, with_text=True)
+    vectors = load_vectors(db, ids, model)
+    prototypes = impact_prototypes(
+        taxonomy, impacts, load_model(settings.model_name), batch_size=settings.batch_size
+    )
+    result = {}
+    for sid, story in inputs.items():
+        scores = story_semantic_scores(vectors[sid], prototypes) if sid in vectors else None
+        result[sid] = StoryAnalysis(
+            sid, tuple(list_tags(taxonomy, story)), find_story_mentions(taxonomy, story), scores
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Figures:
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        return 2 * self.tp / (2 * self.tp + self.fp + self.fn) if self.tp else 0.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "precision": round(self.precision, 3),
+            "recall": round(self.recall, 3),
+            "f1": round(self.f1, 3),
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
+
+
+def score_sets(predicted: Mapping[str, set[str]], gold: Mapping[str, set[str]]) -> Figures:
+    tp = fp = fn = 0
+    for sid, wanted in gold.items():
+        got = predicted.get(sid, set())
+        tp += len(got & wanted)
+        fp += len(got - wanted)
+        fn += len(wanted - got)
+    return Figures(tp, fp, fn)
+
+
+@dataclass(frozen=True)
+class _ImpactMatrix:
+    """Semantic z-scores, ranks, gold and base impacts as (story x impact) arrays."""
+
+    raw: np.ndarray  # NaN where a story has no scores
+    gold: np.ndarray
+    base: np.ndarray
+    extra_gold: np.ndarray  # per story: gold impacts outside the semantic set
+    extra_base_hits: np.ndarray  # per story: base impacts outside the semantic set that are gold
+    extra_base_misses: np.ndarray  # ... that are not gold
+
+
+def _impact_matrix(
+    analyses: Mapping[str, StoryAnalysis],
+    gold: Mapping[str, set[str]],
+    order: Sequence[str],
+    impacts: Sequence[str],
+) -> _ImpactMatrix:
+    raw = np.full((len(order), len(impacts)), np.nan)
+    y = np.zeros(raw.shape, dtype=bool)
+    base = np.zeros(raw.shape, dtype=bool)
+    extra_gold = np.zeros(len(order), dtype=np.int64)
+    hits = np.zeros(len(order), dtype=np.int64)
+    misses = np.zeros(len(order), dtype=np.int64)
+    index = {impact: j for j, impact in enumerate(impacts)}
+    for a, sid in enumerate(order):
+        analysis = analyses[sid]
+        if analysis.scores is not None:
+            by_impact = dict(zip(analysis.scores.impacts, analysis.scores.raw, strict=True))
+            raw[a] = [by_impact.get(impact, np.nan) for impact in impacts]
+        for impact in gold[sid]:
+            if impact in index:
+                y[a, index[impact]] = True
+            else:
+                extra_gold[a] += 1
+        for impact in analysis.base_impacts():
+            if impact in index:
+                base[a, index[impact]] = True
+            elif impact in gold[sid]:
+                hits[a] += 1
+            else:
+                misses[a] += 1
+    return _ImpactMatrix(raw, y, base, extra_gold, hits, misses)
+
+
+def _zscores(raw: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-impact mean and std over the scored stories among `rows`, and z for every story."""
+    fitted = raw[rows]
+    fitted = fitted[~np.isnan(fitted).any(axis=1)]
+    mean = fitted.mean(axis=0)
+    std = fitted.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return mean, std, (raw - mean) / std
+
+
+def _ranks(z: np.ndarray) -> np.ndarray:
+    filled = np.where(np.isnan(z), -np.inf, z)
+    return (-filled).argsort(axis=1, kind="stable").argsort(axis=1, kind="stable")
+
+
+def _predict(z: np.ndarray, base: np.ndarray, top: float, other: float) -> np.ndarray:
+    ranks = _ranks(z)
+    with np.errstate(invalid="ignore"):
+        semantic = np.where(ranks == 0, z >= top, z >= other) & ~np.isnan(z)
+    return base | semantic
+
+
+def _fit_thresholds(
+    z: np.ndarray, m: _ImpactMatrix, rows: np.ndarray
+) -> tuple[float, float, float]:
+    """(top, other, F1) maximising the overall impact F1 of base | semantic on `rows`. Among
+    equally good pairs, the one nearest their centre (the middle of the plateau)."""
+    zr, y, base = z[rows], m.gold[rows], m.base[rows]
+    ranks = _ranks(zr)
+    open_cells = ~base & ~np.isnan(zr)
+    tp_base = (base & y).sum() + m.extra_base_hits[rows].sum()
+    n_base = base.sum() + m.extra_base_hits[rows].sum() + m.extra_base_misses[rows].sum()
+    n_gold = y.sum() + m.extra_gold[rows].sum()
+
+    def counts(cells: np.ndarray, grid: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        values, truth = zr[cells], y[cells]
+        thresholds = np.asarray(grid)[:, None]
+        chosen = values[None, :] >= thresholds
+        return (chosen & truth[None, :]).sum(axis=1), chosen.sum(axis=1)
+
+    tp0, n0 = counts(open_cells & (ranks == 0), TOP_GRID)
+    tp1, n1 = counts(open_cells & (ranks > 0), OTHER_GRID)
+    tp = tp_base + tp0[:, None] + tp1[None, :]
+    f1 = 2 * tp / (n_base + n0[:, None] + n1[None, :] + n_gold)
+    best = f1.max()
+    ties = np.argwhere(np.isclose(f1, best))
+    centre = ties.mean(axis=0)
+    i, j = ties[np.argmin(((ties - centre) ** 2).sum(axis=1))]
+    return TOP_GRID[i], OTHER_GRID[j], float(best)
+
+
+def _fit_per_impact(z: np.ndarray, m: _ImpactMatrix, rows: np.ndarray) -> np.ndarray:
+    """The rejected alternative: one threshold per impact (no rank rule), coordinate ascent on
+    the overall F1 from a common start."""
+    zr, y, base = z[rows], m.gold[rows], m.base[rows]
+    n_gold = y.sum() + m.extra_gold[rows].sum()
+    fixed_tp = (base & y).sum() + m.extra_base_hits[rows].sum()
+    fixed_n = base.sum() + m.extra_base_hits[rows].sum() + m.extra_base_misses[rows].sum()
+    grid = np.asarray(OTHER_GRID)
+    thresholds = np.full(zr.shape[1], 1.5)
+    with np.errstate(invalid="ignore"):
+        for _ in range(2):
+            for j in range(zr.shape[1]):
+                others = [k for k in range(zr.shape[1]) if k != j]
+                chosen = (zr[:, others] >= thresholds[others]) & ~base[:, others]
+                tp_rest = fixed_tp + (chosen & y[:, others]).sum()
+                n_rest = fixed_n + chosen.sum()
+                cells = ~base[:, j] & ~np.isnan(zr[:, j])
+                pick = zr[cells, j][None, :] >= grid[:, None]
+                tp = tp_rest + (pick & y[cells, j][None, :]).sum(axis=1)
+                n = n_rest + pick.sum(axis=1)
+                thresholds[j] = grid[int(np.argmax(2 * tp / (n + n_gold)))]
+    return thresholds
+
+
+def _figures(pred: np.ndarray, m: _ImpactMatrix, rows: np.ndarray | None = None) -> Figures:
+    rows = np.arange(len(pred)) if rows is None else rows
+    p, y = pred[rows], m.gold[rows]
+    tp = int((p & y).sum() + m.extra_base_hits[rows].sum())
+    fp = int((p & ~y).sum() + m.extra_base_misses[rows].sum())
+    fn = int((~p & y).sum() + m.extra_gold[rows].sum() - m.extra_base_hits[rows].sum())
+    return Figures(tp, fp, fn)
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    calibration: Calibration
+    report: Mapping[str, Any]
+
+
+def calibrate(
+    taxonomy: Taxonomy,
+    analyses: Mapping[str, StoryAnalysis],
+    gold_components: Mapping[str, set[str]],
+    gold_impacts: Mapping[str, set[str]],
+    *,
+    model: str,
+    component_vocabulary: Iterable[str],
+    corpus: str,
+) -> CalibrationResult:
+    """Fit `component_min_mentions` and the semantic thresholds on labelled stories.
+
+    Components: for each minimum count, precision and recall of list | rule against the gold
+    components, counting only predictions inside `component_vocabulary` (the gold labels say
+    nothing about other components); the best F1 among the counts that reach
+    COMPONENT_PRECISION_TARGET wins. Impacts: per-impact z statistics from the scored stories
+    (no labels), then the (top, other) pair maximising the overall impact F1 of
+    base | semantic. Held-out figures come from leave-one-story-out: statistics, count and
+    thresholds refitted without the story, then applied to it. A variant with one threshold
+    per impact is fitted the same way, for comparison only.
+    """
+    order = sorted(gold_impacts)
+    vocabulary = set(component_vocabulary)
+    rows_all = np.arange(len(order))
+
+    def component_figures(n: int, sids: Iterable[str]) -> Figures:
+        predicted = {sid: analyses[sid].components(n) & vocabulary for sid in sids}
+        return score_sets(predicted, {sid: gold_components[sid] for sid in sids})
+
+    def choose_n(sids: Sequence[str]) -> int:
+        figures = {n: component_figures(n, sids) for n in MIN_MENTIONS_CHOICES}
+        good = [n for n, f in figures.items() if f.precision >= COMPONENT_PRECISION_TARGET]
+        return max(good or MIN_MENTIONS_CHOICES, key=lambda n: (figures[n].f1, -n))
+
+    min_mentions = choose_n(order)
+    component_table = {str(n): component_figures(n, order).to_dict() for n in MIN_MENTIONS_CHOICES}
+    held_tp = held_fp = held_fn = 0
+    for sid in order:
+        n = choose_n([s for s in order if s != sid])
+        f = component_figures(n, [sid])
+        held_tp, held_fp, held_fn = held_tp + f.tp, held_fp + f.fp, held_fn + f.fn
+
+    # The semantic set is whatever the analyses scored (and centred over): the caller picks it,
+    # normally the impacts with at least one positive example in the corpus.
+    scored = [sid for sid in order if analyses[sid].scores is not None]
+    if not scored:
+        raise TaggingError("calibration needs stories with embedded text passages")
+    first = analyses[scored[0]].scores
+    impacts = list(first.impacts) if first is not None else []
+    m = _impact_matrix(analyses, gold_impacts, order, impacts)
+    mean, std, z = _zscores(m.raw, rows_all)
+    top, other, in_f1 = _fit_thresholds(z, m, rows_all)
+    in_pred = _predict(z, m.base, top, other)
+    per_impact = _fit_per_impact(z, m, rows_all)
+    with np.errstate(invalid="ignore"):
+        in_pi = m.base | ((z >= per_impact) & ~np.isnan(z))
+
+    held = np.zeros_like(m.gold)
+    held_pi = np.zeros_like(m.gold)
+    for a in rows_all:
+        train = rows_all[rows_all != a]
+        _, _, z_fold = _zscores(m.raw, train)
+        t_top, t_other, _ = _fit_thresholds(z_fold, m, train)
+        held[a] = _predict(z_fold[a : a + 1], m.base[a : a + 1], t_top, t_other)[0]
+        t_pi = _fit_per_impact(z_fold, m, train)
+        with np.errstate(invalid="ignore"):
+            held_pi[a] = m.base[a] | ((z_fold[a] >= t_pi) & ~np.isnan(z_fold[a]))
+
+    base_only = _figures(m.base, m)
+    semantic_only_in = Figures(
+        int((in_pred & ~m.base & m.gold).sum()), int((in_pred & ~m.base & ~m.gold).sum()), 0
+    )
+    semantic_only_held = Figures(
+        int((held & ~m.base & m.gold).sum()), int((held & ~m.base & ~m.gold).sum()), 0
+    )
+    report = {
+        "corpus": corpus,
+        "stories": len(order),
+        "stories_with_scores": len(scored),
+        "calibrated_at": utcnow(),
+        "cross_validation": "leave-one-story-out (statistics, counts and thresholds refitted "
+        "without the held-out story)",
+        "components": {
+            "rule": "component_min_mentions = the count with the best list|rule F1 among those "
+            f"with precision >= {COMPONENT_PRECISION_TARGET} (predictions outside the gold "
+            "vocabulary ignored)",
+            "by_min_mentions": component_table,
+            "held_out": Figures(held_tp, held_fp, held_fn).to_dict(),
+        },
+        "impacts": {
+            "semantic_impacts": impacts,
+            "not_semantic": [i.id for i in taxonomy.impacts if i.id not in impacts],
+            "list_and_title_only": base_only.to_dict(),
+            "global": {
+                "thresholds": {"top": top, "other": other},
+                "in_sample": _figures(in_pred, m).to_dict(),
+                "held_out": _figures(held, m).to_dict(),
+                "semantic_additions_in_sample": {
+                    "correct": semantic_only_in.tp,
+                    "wrong": semantic_only_in.fp,
+                },
+                "semantic_additions_held_out": {
+                    "correct": semantic_only_held.tp,
+                    "wrong": semantic_only_held.fp,
+                },
+            },
+            "per_impact_alternative": {
+                "thresholds": {i: float(t) for i, t in zip(impacts, per_impact, strict=True)},
+                "in_sample": _figures(in_pi, m).to_dict(),
+                "held_out": _figures(held_pi, m).to_dict(),
+            },
+            "chosen": "global",
+        },
+    }
+    calibration = Calibration(
+        model=model,
+        impacts=tuple(impacts),
+        mean=MappingProxyType({i: round(float(v), 6) for i, v in zip(impacts, mean, strict=True)}),
+        std=MappingProxyType({i: round(float(v), 6) for i, v in zip(impacts, std, strict=True)}),
+        top=top,
+        other=other,
+        component_min_mentions=min_mentions,
+        descriptions_digest=descriptions_digest(taxonomy),
+        derivation=MappingProxyType(report),
+    )
+    return CalibrationResult(calibration, report)
