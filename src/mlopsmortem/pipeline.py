@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import sqlite_utils
@@ -30,6 +30,7 @@ from mlopsmortem.passages import SyncCounts, sync_passages
 from mlopsmortem.progress import progress_bar
 from mlopsmortem.runs import record_run
 from mlopsmortem.settings import Settings
+from mlopsmortem.tagging import tag_stories
 
 
 @dataclass
@@ -227,13 +228,11 @@ def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str,
     stages: dict[str, dict[str, object]] = {}
     first = sync_passages(db, settings=settings)
     embedded = embed_passages(db, settings)
-    tagged = run_tagging(db, settings)
-    if tagged is not None:
-        stages["tag"] = tagged
-        second = sync_passages(db, settings=settings)
-        again = embed_passages(db, settings)
-        embedded = replace(embedded, embedded=embedded.embedded + again.embedded)
-        first = _add_counts(first, second)
+    stages["tag"] = run_tagging(db, settings)
+    second = sync_passages(db, settings=settings)
+    again = embed_passages(db, settings)
+    embedded = replace(embedded, embedded=embedded.embedded + again.embedded)
+    first = _add_counts(first, second)
     stages["passages"] = asdict(first)
     stages["embed"] = {"model": embedded.model, "embedded": embedded.embedded}
     return stages
@@ -250,20 +249,13 @@ def _add_counts(a: SyncCounts, b: SyncCounts) -> SyncCounts:
     )
 
 
-def run_tagging(db: sqlite_utils.Database, settings: Settings) -> dict[str, object] | None:
-    """The tagging stage, when this installation has it; its counts for the report."""
-    try:
-        from mlopsmortem.tagging import tag_stories
-    except ImportError:  # tagging lands after search; crawl works without it
-        return None
-    report = tag_stories(db, settings)
-    return asdict(report) if is_dataclass(report) else dict(report)
+def run_tagging(db: sqlite_utils.Database, settings: Settings) -> dict[str, object]:
+    """The tagging stage; its counts for the report."""
+    return asdict(tag_stories(db, settings))
 
 
 def run_tag(settings: Settings, *, rebuild: bool) -> dict[str, object]:
     """`mlopsmortem tag`: tag stories, then refresh the card passages that name the tags."""
-    from mlopsmortem.tagging import tag_stories
-
     db = open_db(settings.db_path)
     with record_run(db, "tag") as run:
         report = asdict(tag_stories(db, settings, rebuild=rebuild))
