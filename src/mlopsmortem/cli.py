@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -51,6 +51,21 @@ def echo(settings: Settings, message: str = "", *, err: bool = False) -> None:
         click.echo(message, err=err)
 
 
+class Report(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def summary_lines(self) -> list[str]: ...
+
+
+def print_report(settings: Settings, report: Report, as_json: bool) -> None:
+    """A command's report: JSON for programs (even under --quiet), lines for people."""
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report.summary_lines():
+            echo(settings, line)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="mlopsmortem")
 def cli() -> None:
@@ -78,11 +93,7 @@ def ingest(
     if sources_file:
         settings = settings.with_(sources_path=sources_file)
     report = run_ingest(settings, sources, on_problem=lambda p: click.echo(p, err=True))
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for line in report.summary_lines():
-            echo(settings, line)
+    print_report(settings, report, as_json)
     for failed in report.ingest.failed:
         click.echo(f"error: {failed.error}", err=True)
     if report.ingest.failed:
@@ -173,11 +184,7 @@ def crawl(
     from mlopsmortem.pipeline import run_crawl
 
     result = run_crawl(settings, sources, only=only, on_problem=lambda p: click.echo(p, err=True))
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
-    else:
-        for line in result.summary_lines():
-            echo(settings, line)
+    print_report(settings, result, as_json)
     if report_path:
         from mlopsmortem.reports import crawl_report_markdown
 
@@ -301,12 +308,7 @@ def changes(settings: Settings, since: str, as_json: bool) -> None:
     """New stories, changed pages, newly dead and recovered links since a date."""
     from mlopsmortem.history import changes_report
 
-    report = changes_report(settings, since)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for line in report.summary_lines():
-            echo(settings, line)
+    print_report(settings, changes_report(settings, since), as_json)
 
 
 @cli.command()
@@ -323,12 +325,7 @@ def status(settings: Settings, max_age: float, as_json: bool) -> None:
     """Story counts by category and link status, unfetched and stale pages, the last runs."""
     from mlopsmortem.history import status_report
 
-    report = status_report(settings, max_age)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for line in report.summary_lines():
-            echo(settings, line)
+    print_report(settings, status_report(settings, max_age), as_json)
 
 
 @cli.command()

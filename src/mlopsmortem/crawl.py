@@ -22,8 +22,9 @@ from pathlib import Path
 import sqlite_utils
 
 from mlopsmortem.db import utcnow
+from mlopsmortem.document import Document, no_text
 from mlopsmortem.errors import ExtractError, FetchError, LockedError, RefusedURL, RobotsBlocked
-from mlopsmortem.extract import Document, extract_document, is_current
+from mlopsmortem.extract import extract_document, is_current
 from mlopsmortem.fetch import Fetcher, FetchResult
 from mlopsmortem.settings import Settings
 from mlopsmortem.urls import canonicalize
@@ -363,19 +364,7 @@ def extract_or_explain(body: bytes, content_type: str | None, url: str) -> Docum
     try:
         return extract_document(body, content_type, url)
     except ExtractError as err:
-        return Document(
-            text=None,
-            title=None,
-            author=None,
-            date=None,
-            sitename=None,
-            language=None,
-            word_count=0,
-            text_hash=None,
-            extractor="none",
-            extractor_version="failed",
-            no_text_reason=f"extraction failed: {err}",
-        )
+        return no_text("none", "failed", f"extraction failed: {err}")
 
 
 async def _extract(result: FetchResult) -> Document:
