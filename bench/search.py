@@ -14,6 +14,10 @@ latency  Search latency p50/p95 at each size (synthetic stories and passage text
          vocabulary, random unit vectors, real query embeddings), split into query embedding,
          vector scan, keyword, fusion and the rest; the vector scan as a ratio of a plain
          `matrix @ q` on the same matrix; index load time; process RSS at the largest size.
+         Queries: one of the 50 commonest words + 1-3 rarer ones; "full keyword query" rows run
+         the same queries with the common-terms split off (Tuning(common_fraction=None), the
+         behaviour before it), in the same run; "2 common words" rows show the fallback when
+         every word is common (full query, exact, as slow as before).
 """
 
 from __future__ import annotations
@@ -183,6 +187,10 @@ VARIANTS: list[tuple[str, str, Tuning]] = [
     ("keyword AND", "keyword", Tuning(keyword_operator="AND")),
     ("keyword title weight 1", "keyword", Tuning(title_weight=1.0)),
     ("keyword title weight 5", "keyword", Tuning(title_weight=5.0)),
+    ("keyword full query (no common terms)", "keyword", Tuning(common_fraction=None)),
+    ("keyword common terms forced, >=5%", "keyword", Tuning(common_min_rows=1)),
+    ("keyword common terms forced, >=10%", "keyword", Tuning(common_fraction=0.1,
+                                                             common_min_rows=1)),
     ("semantic (max over passages)", "semantic", Tuning()),
     ("hybrid story RRF k60 plain", "hybrid", Tuning(semantic_margin=None)),
     ("hybrid story RRF k60 cov^2", "hybrid", Tuning(semantic_margin=None, coverage_power=2)),
@@ -197,6 +205,10 @@ VARIANTS: list[tuple[str, str, Tuning]] = [
     ("hybrid passage RRF k60 plain", "hybrid", Tuning(fusion="passage", semantic_margin=None)),
     ("hybrid passage k60 +0.2 bonus", "hybrid", Tuning(fusion="passage", semantic_margin=None,
                                                        passage_bonus=0.2)),
+    ("hybrid full keyword query", "hybrid", Tuning(common_fraction=None)),
+    ("hybrid common terms forced, >=5%", "hybrid", Tuning(common_min_rows=1)),
+    ("hybrid common terms forced, >=10%", "hybrid", Tuning(common_fraction=0.1,
+                                                           common_min_rows=1)),
 ]  # fmt: skip
 
 
@@ -455,7 +467,9 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return out
 
 
-def measure_size(db, settings: Settings, queries: Sequence[str], build_s: float) -> None:
+def measure_size(
+    db, settings: Settings, queries: Sequence[str], all_common: Sequence[str], build_s: float
+) -> None:
     index = VectorIndex("all-MiniLM-L6-v2")
     start = time.perf_counter()
     snapshot = index.refresh(db.conn)
@@ -484,20 +498,24 @@ def measure_size(db, settings: Settings, queries: Sequence[str], build_s: float)
         f"einsum + per-story max + top-100) p50 {ms(percentile(scan, 50))} = "
         f"{percentile(scan, 50) / percentile(bare, 50):.2f}x"
     )
-    for label, mode, filters in (
-        ("hybrid", "hybrid", {}),
-        ("semantic", "semantic", {}),
-        ("keyword", "keyword", {}),
-        ("hybrid, component filter", "hybrid", {"components": ["dns"]}),
+    full = Tuning(common_fraction=None)
+    for label, mode, filters, tuning, texts in (
+        ("hybrid", "hybrid", {}, Tuning(), queries),
+        ("hybrid, full keyword query", "hybrid", {}, full, queries),
+        ("semantic", "semantic", {}, Tuning(), queries),
+        ("keyword", "keyword", {}, Tuning(), queries),
+        ("keyword, full query", "keyword", {}, full, queries),
+        ("hybrid, component filter", "hybrid", {"components": ["dns"]}, Tuning(), queries),
+        ("keyword, 2 common words", "keyword", {}, Tuning(), all_common),
     ):
         totals: list[float] = []
         stages: dict[str, list[float]] = {}
-        for query in queries:
+        for query in texts:
             timings: dict[str, float] = {}
             start = time.perf_counter()
             search(
                 db, query, settings=settings, mode=mode, index=index, timings=timings,
-                **filters,
+                tuning=tuning, **filters,
             )  # fmt: skip
             totals.append(time.perf_counter() - start)
             for key, value in timings.items():
@@ -530,7 +548,12 @@ def latency(sizes: Sequence[int]) -> None:
     queries = [
         " ".join(rng.sample(common, 1) + rng.sample(rare, rng.randint(1, 3))) for _ in range(30)
     ]
+    # own generator: the database built from `rng` below stays the same as before
+    other = random.Random(13)
+    all_common = [" ".join(other.sample(common, 2)) for _ in range(30)]
     model = load_model()
+    for q in all_common:
+        embed_query(q)
     embed_times = []
     for q in queries:
         start = time.perf_counter()
@@ -552,7 +575,7 @@ def latency(sizes: Sequence[int]) -> None:
             grow_synthetic_db(db.conn, built, size, words, rng)
             built = size
             build_s = time.perf_counter() - start
-            measure_size(db, settings, queries, build_s)
+            measure_size(db, settings, queries, all_common, build_s)
         rss, peak = rss_mb()
         say(f"\nprocess RSS at {built} passages: {rss:.0f} MiB (peak {peak:.0f} MiB)")
 

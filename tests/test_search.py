@@ -13,6 +13,7 @@ import pytest
 from mlopsmortem.db import open_db
 from mlopsmortem.embed import embed_passages, load_model
 from mlopsmortem.errors import NotFoundError, SearchError
+from mlopsmortem.keyword_search import StorySet, fts_phrase, keyword_stage, split_terms
 from mlopsmortem.passages import sync_passages
 from mlopsmortem.search import (
     EMPTY_DB_MESSAGE,
@@ -155,6 +156,117 @@ def test_keyword_fast_path_matches_the_exact_grouped_query(kb, kbdb, filters) ->
         assert [(h.id, h.passage_id, h.score) for h in fast] == [
             (h.id, h.passage_id, h.score) for h in exact
         ]
+
+
+# a word in at least 30% of the 38 passages of the test knowledge base counts as common
+FORCED_COMMON = Tuning(common_fraction=0.3, common_min_rows=1)
+
+
+def _common_terms_kb(tmp_path: Path, *, embed: bool = False) -> tuple[object, Settings]:
+    """Six stories: 'alpha' in three text passages (one of them only 'alpha' five times),
+    'quokka' once in two long ones; 12 passages with the cards."""
+    path = tmp_path / "kb.db"
+    db = build_kb(path, STORIES[:6])
+    filler = " ".join(["the service was restarted after a long look at dashboards"] * 6)
+    texts = [
+        "alpha alpha alpha alpha alpha",
+        f"quokka {filler}",
+        "alpha report",
+        "alpha summary",
+        f"{filler} quokka",
+        "a quiet story about nothing in particular",
+    ]
+    for rowid, text in enumerate(texts, start=1):
+        db.execute("UPDATE documents SET text = ? WHERE rowid = ?", [text, rowid])
+    db.conn.commit()
+    settings = kb_settings(path)
+    sync_passages(db, settings=settings)
+    if embed:
+        embed_passages(db, settings, progress=False)
+    return db, settings
+
+
+def test_common_terms_rank_stories_on_the_informative_word(tmp_path: Path) -> None:
+    db, settings = _common_terms_kb(tmp_path)
+    forced = Tuning(common_fraction=0.25, common_min_rows=1)  # alpha: 3 of 12 passages
+    split = split_terms(db.conn, ["alpha", "quokka"], forced)
+    assert (split.informative, split.common) == (['"quokka"'], ['"alpha"'])
+    quokka = {STORIES[1].id, STORIES[4].id}
+    full = search(db, "alpha quokka", settings=settings, mode="keyword", limit=2,
+                  tuning=Tuning(common_fraction=None))  # fmt: skip
+    # the full OR query: the passage saying only 'alpha' five times outscores both 'quokka' ones
+    assert full[0].id == STORIES[0].id
+    hits = search(db, "alpha quokka", settings=settings, mode="keyword", limit=2, tuning=forced)
+    assert set(ids(hits)) == quokka
+    assert all(h.highlights for h in hits)
+
+
+def test_common_terms_fall_back_to_the_full_query(tmp_path: Path) -> None:
+    db, settings = _common_terms_kb(tmp_path, embed=True)
+    quarter = Tuning(common_fraction=0.25, common_min_rows=1)  # common: in 3+ of 12 passages
+    tenth = Tuning(common_fraction=0.1, common_min_rows=1)  # common: in 2+ of 12 passages
+    for query, forced, limit in (
+        ("alpha quokka", quarter, 10),  # 2 stories match 'quokka': too few for a page of 10
+        ("alpha quokka", tenth, 2),  # every word is common
+        ("alpha", quarter, 1),  # one word
+        ("alpha qwertyuiop", quarter, 1),  # found nowhere: not informative; 'alpha' alone left
+    ):
+        for mode in ("keyword", "hybrid"):
+            got = search(db, query, settings=settings, mode=mode, limit=limit, tuning=forced)
+            want = search(
+                db, query, settings=settings, mode=mode, limit=limit,
+                tuning=Tuning(common_fraction=None),
+            )  # fmt: skip
+            assert [(h.id, h.passage_id, h.score) for h in got] == [
+                (h.id, h.passage_id, h.score) for h in want
+            ], (query, mode)
+            assert got, (query, mode)
+    assert split_terms(db.conn, ["alpha", "qwertyuiop"], quarter).informative == []
+    assert split_terms(db.conn, ["alpha", "quokka"], tenth).informative == []
+
+
+@pytest.mark.parametrize(
+    "query", ["logs kubernetes", "logs pipeline deadlock", "kubernetes pods logs dropped"]
+)
+def test_common_terms_keep_bm25_and_coverage_exact(kb, kbdb, query) -> None:
+    """Against brute force: every candidate story, its best passage among those matching an
+    informative word, the full OR query's bm25 of it, and the words the story matches."""
+    conn = kbdb.conn
+    words = query.split()
+    split = split_terms(conn, words, FORCED_COMMON)
+    assert split.informative and split.common  # the common-terms path is taken
+    match = " OR ".join(fts_phrase(w) for w in words)
+    stories = StorySet.load(conn, "s.removed_at IS NULL", [])
+    raw = Tuning(common_fraction=0.3, common_min_rows=1, coverage_first=False)
+    ranked = keyword_stage(conn, query, match, stories, needed=1, pool=100, tuning=raw)
+    informative = " OR ".join(split.informative)
+    expected = {}
+    for story_id, rowid, rank in conn.execute(
+        "SELECT p.story_id, f.rowid, bm25(passages_fts, 1.0, 2.0) FROM passages_fts f"
+        " JOIN passages p ON p.id = f.rowid WHERE passages_fts MATCH ? ORDER BY 3, 2",
+        [match],
+    ):
+        in_r = conn.execute(
+            "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
+            [informative, rowid],
+        ).fetchone()
+        if in_r and stories.allows(story_id):
+            expected.setdefault(story_id, (rowid, -rank))
+    assert [r.story_id for r in ranked] == list(expected)
+    for r in ranked:
+        rowid, score = expected[r.story_id]
+        assert r.passage_id == rowid
+        assert r.score == pytest.approx(score, rel=1e-12)
+        matched = sum(
+            conn.execute(
+                "SELECT 1 FROM passages_fts f JOIN passages p ON p.id = f.rowid"
+                " WHERE passages_fts MATCH ? AND p.story_id = ? LIMIT 1",
+                [fts_phrase(w), r.story_id],
+            ).fetchone()
+            is not None
+            for w in words
+        )
+        assert r.coverage == matched / len(words)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -6,9 +6,9 @@ plugin) needs is in `StoryHit`, whose `to_dict()` is JSON-ready.
 Ranking, as measured by bench/search.py (quality section: 46 queries on the test knowledge base,
 55 graded queries on the demo corpus; MRR of the first relevant story):
 
-* keyword: each user word becomes a quoted FTS5 phrase (so no input is FTS syntax), joined by
-  OR (AND: demo MRR 0.57 against 0.90); bm25 with the title column weighted 2; among the top
-  stories by bm25, those matching more of the words come first (demo 0.900 -> 0.927).
+* keyword (mlopsmortem.keyword_search): quoted words joined by OR, bm25 with the title
+  weighted 2, stories matching more of the words first (demo 0.900 -> 0.927); words found in
+  many passages only re-score the passages matching the rarer ones (common terms).
 * semantic: exact cosine of the query against every passage vector; a story scores its best
   passage.
 * hybrid: reciprocal rank fusion (k=60) of the two story rankings (demo 0.970, above keyword
@@ -34,11 +34,9 @@ Caches, all explicit and per process:
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -47,13 +45,24 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 import sqlite_utils
 
 from mlopsmortem.embed import encode_texts, load_model, model_key
 from mlopsmortem.errors import NotFoundError, SearchError
+from mlopsmortem.keyword_search import (
+    Ranked,
+    StorySet,
+    fts_query,
+    highlight_spans,
+    keyword_stage,
+    make_snippet,
+    mark_snippet,
+    query_words,
+    removed_ids,
+)
 from mlopsmortem.settings import DEFAULT_MODEL, Settings
 
 Mode = Literal["hybrid", "semantic", "keyword"]
@@ -67,23 +76,10 @@ LINK_STATUSES: tuple[str, ...] = (
     "refused",
     "error",
 )
-SNIPPET_CHARS = 300
-MAX_QUERY_TERMS = 32
 EMPTY_DB_MESSAGE = (
     "the knowledge base has no passages yet: run `mlopsmortem crawl` to fetch, extract and "
     "index the stories first"
 )
-# Words that carry no topic; dropped from keyword queries (unless nothing else is left) so that
-# "how did we lose logs" ranks on "lose logs" and does not match every passage containing "we".
-STOPWORDS = frozenset(
-    "a an and are as at be but by did do does for from had has have how i in into is it its "
-    "of on or our so that the their then there these this to was we were what when where which "
-    "while who why will with you your".split()
-)
-_MARK_OPEN = "\ue000"  # private-use characters as highlight() markers
-_MARK_CLOSE = "\ue001"
-_WORD = re.compile(r"\S+")
-_HAS_TOKEN_CHAR = re.compile(r"[^\W_]")
 
 
 @dataclass(frozen=True)
@@ -107,6 +103,11 @@ class Tuning:
     # keyword ranking: stories matching more of the query's words first, bm25 within a tier
     coverage_first: bool = True
     keyword_top: int | None = None  # passages read from FTS5 per query; None: max(200, 10 pool)
+    # common terms (keyword_search module docstring): a word found in at least
+    # max(common_min_rows, common_fraction * passages) passages only re-scores and counts
+    # towards coverage of the passages matching the other words; None: always the full query
+    common_fraction: float | None = 0.05
+    common_min_rows: int = 1000
     # hybrid: a keyword rank counts coverage ** coverage_power (coverage = share of query words
     # matched); 0 = plain RRF
     coverage_power: float = 2.0
@@ -150,34 +151,7 @@ class StoryHit:
         return data
 
 
-# --------------------------------------------------------------------------- query text
-
-
-def query_words(query: str) -> list[str]:
-    """The user's words that can match anything, deduplicated, stopwords dropped when possible."""
-    words: dict[str, str] = {}
-    for match in _WORD.finditer(query):
-        word = match.group()
-        if _HAS_TOKEN_CHAR.search(word) and word.lower() not in words:
-            words[word.lower()] = word
-    kept = [w for k, w in words.items() if k.strip("\"'.,;:!?()[]{}") not in STOPWORDS]
-    return (kept or list(words.values()))[:MAX_QUERY_TERMS]
-
-
-def fts_phrase(word: str) -> str:
-    """One user word as an FTS5 phrase: quoted, inner quotes doubled, so it is never syntax."""
-    return '"' + word.replace('"', '""') + '"'
-
-
-def fts_query(query: str, operator: Literal["OR", "AND"] = "OR") -> str | None:
-    """A safe FTS5 MATCH expression: every word quoted as a phrase, joined by OR (or AND).
-
-    Quoting turns FTS5 syntax (AND, NEAR(, *, column:, unbalanced quotes) into plain words; a
-    word such as `fluent-bit` becomes the phrase "fluent bit". None when no word is left."""
-    words = query_words(query)
-    if not words:
-        return None
-    return f" {operator} ".join(fts_phrase(w) for w in words)
+# --------------------------------------------------------------------------- query embedding
 
 
 @lru_cache(maxsize=1024)
@@ -444,93 +418,6 @@ def story_filter_sql(
     return " AND ".join(clauses), params
 
 
-# --------------------------------------------------------------------------- snippets
-
-
-def parse_highlighted(marked: str) -> tuple[str, list[tuple[int, int]]]:
-    """Split FTS5 highlight() output (private-use markers) into text and [start, end) spans."""
-    plain: list[str] = []
-    spans: list[tuple[int, int]] = []
-    length = 0
-    open_at = None
-    for piece in re.split(f"([{_MARK_OPEN}{_MARK_CLOSE}])", marked):
-        if piece == _MARK_OPEN:
-            open_at = length
-        elif piece == _MARK_CLOSE:
-            if open_at is not None and length > open_at:
-                spans.append((open_at, length))
-            open_at = None
-        else:
-            plain.append(piece)
-            length += len(piece)
-    return "".join(plain), spans
-
-
-def make_snippet(
-    text: str, spans: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS
-) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """About `width` characters of text around the densest run of highlight spans.
-
-    Whitespace is collapsed to single spaces, cuts fall between words and are shown as '…'.
-    Returns the snippet and the spans that fall inside it, as offsets into the snippet."""
-    a, b = 0, len(text)
-    if len(text) > width:
-        if spans:
-            best_count, a = -1, 0
-            for s, _ in spans:
-                start = max(0, s - width // 4)
-                inside = sum(1 for x, y in spans if x >= start and y <= start + width)
-                if inside > best_count:
-                    best_count, a = inside, start
-        b = min(len(text), a + width)
-        a = max(0, b - width)
-        first = min((s for s, e in spans if s >= a and e <= b), default=b)
-        last = max((e for s, e in spans if s >= a and e <= b), default=a)
-        if a > 0:
-            cut = text.find(" ", a, min(first, a + 40))
-            a = cut + 1 if cut >= 0 else a
-        if b < len(text):
-            cut = text.rfind(" ", max(last, b - 40), b)
-            b = cut if cut > 0 else b
-    out: list[str] = []
-    position: dict[int, int] = {}
-    previous_space = True
-    for i in range(a, b):
-        ch = text[i]
-        if ch.isspace():
-            if not previous_space:
-                out.append(" ")
-            previous_space = True
-            continue
-        position[i] = len(out)
-        out.append(ch)
-        previous_space = False
-    while out and out[-1] == " ":
-        out.pop()
-    prefix = "… " if a > 0 else ""
-    body = "".join(out)
-    snippet = prefix + body + (" …" if b < len(text) else "")
-    shifted = []
-    for s, e in spans:
-        if s >= a and e <= b and s in position and (e - 1) in position:
-            shifted.append((len(prefix) + position[s], len(prefix) + position[e - 1] + 1))
-    return snippet, tuple(shifted)
-
-
-def mark_snippet(snippet: str, highlights: Sequence[tuple[int, int]]) -> str:
-    """HTML-escape a snippet, wrapping each highlight span in <mark>…</mark>."""
-    parts = []
-    position = 0
-    for s, e in sorted(highlights):
-        if s < position:
-            continue
-        parts.append(html.escape(snippet[position:s]))
-        parts.append(f"<mark>{html.escape(snippet[s:e])}</mark>")
-        position = e
-    parts.append(html.escape(snippet[position:]))
-    return "".join(parts)
-
-
 # --------------------------------------------------------------------------- search
 
 
@@ -573,170 +460,11 @@ def _require_passages(conn: sqlite3.Connection) -> None:
         raise SearchError(EMPTY_DB_MESSAGE)
 
 
-class _Ranked(NamedTuple):
-    story_id: str
-    passage_id: int
-    score: float  # -bm25 or cosine
-    coverage: float = 1.0  # share of the query's words the story (or passage) matched
-    idf_coverage: float = 1.0  # the same share, each word weighted by its bm25 idf
-
-
-def _with_coverage(
-    conn: sqlite3.Connection,
-    words: Sequence[str],
-    ranked: list[_Ranked],
-    *,
-    by_passage: bool,
-    idf: bool,
-) -> list[_Ranked]:
-    """Attach the share of query words each story (any of its passages) or passage matches.
-
-    Stories: per word, the matching rowids straight from FTS5, mapped to the candidates'
-    passages in Python (3x cheaper than joining passages in SQL at 100k passages). Passages:
-    one rowid lookup per word and candidate. Plus one document-frequency count per word when
-    idf."""
-    if len(words) < 2 or not ranked:
-        return ranked
-    keys = list(dict.fromkeys(r.passage_id if by_passage else r.story_id for r in ranked))
-    story_of: dict[int, str] = {}
-    if not by_passage:
-        marks = ",".join("?" * len(keys))
-        story_of = dict(
-            conn.execute(f"SELECT id, story_id FROM passages WHERE story_id IN ({marks})", keys)
-        )
-    (total,) = conn.execute("SELECT count(*) FROM passages").fetchone() if idf else (0,)
-    matched: dict[Any, int] = dict.fromkeys(keys, 0)
-    weighted: dict[Any, float] = dict.fromkeys(keys, 0.0)
-    idf_sum = 0.0
-    for word in words:
-        phrase = fts_phrase(word)
-        weight = 1.0
-        if idf:
-            (df,) = conn.execute(
-                "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", [phrase]
-            ).fetchone()
-            weight = math.log((total - df + 0.5) / (df + 0.5) + 1.0)
-        idf_sum += weight
-        if by_passage:  # FTS5 seeks a rowid in a doclist quickly; a rowid IN list it does not
-            found = [
-                key
-                for key in keys
-                if conn.execute(
-                    "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
-                    [phrase, key],
-                ).fetchone()
-            ]
-        else:
-            rows = conn.execute(
-                "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ?", [phrase]
-            )
-            found = list({story_of[rid] for (rid,) in rows if rid in story_of})
-        for key in found:
-            matched[key] += 1
-            weighted[key] += weight
-    out = []
-    for r in ranked:
-        key = r.passage_id if by_passage else r.story_id
-        out.append(
-            r._replace(
-                coverage=matched[key] / len(words),
-                idf_coverage=weighted[key] / idf_sum if idf_sum else 1.0,
-            )
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class _StorySet:
-    """The stories a search may return: SQL for joins, ids for filtering in Python."""
-
-    where: str
-    params: list[Any]
-    filtered: bool
-    ids: frozenset[str]  # allowed stories when filtered, else the removed ones
-
-    @classmethod
-    def load(cls, conn: sqlite3.Connection, where: str, params: list[Any]) -> _StorySet:
-        if where == "s.removed_at IS NULL":
-            return cls(where, params, False, frozenset(_removed_ids(conn)))
-        rows = conn.execute(f"SELECT s.id FROM stories s WHERE {where}", params)
-        return cls(where, params, True, frozenset(r[0] for r in rows))
-
-    def allows(self, story_id: str) -> bool:
-        return (story_id in self.ids) if self.filtered else (story_id not in self.ids)
-
-
-def _keyword_stories(
-    conn: sqlite3.Connection,
-    match: str,
-    stories: _StorySet,
-    needed: int,
-    pool: int,
-    tuning: Tuning,
-) -> list[_Ranked]:
-    """(story_id, best passage id, -bm25) of the best-matching stories, best first.
-
-    Fast path: the top passages from FTS5 alone (no join inside the ranking), grouped by story
-    in Python. Every story with a passage among them has its best passage among them, so the
-    stories found are an exact prefix of the full ranking. Only when that prefix is shorter
-    than `needed` and FTS5 had more rows does it run the exact grouped query."""
-    top = tuning.keyword_top or max(200, pool * 10)
-    rows = conn.execute(
-        "SELECT p.story_id, t.rowid, t.rank FROM ("
-        " SELECT rowid, bm25(passages_fts, 1.0, ?) AS rank FROM passages_fts"
-        " WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?"
-        ") t JOIN passages p ON p.id = t.rowid ORDER BY t.rank, t.rowid",
-        [tuning.title_weight, match, top],
-    ).fetchall()
-    best: dict[str, _Ranked] = {}
-    for story_id, passage_id, rank in rows:
-        if story_id not in best and stories.allows(story_id):
-            best[story_id] = _Ranked(story_id, passage_id, -rank)
-    if len(best) >= needed or len(rows) < top:
-        return list(best.values())[:pool]
-    return _keyword_stories_exact(conn, match, stories.where, stories.params, pool, tuning)
-
-
-def _keyword_stories_exact(
-    conn: sqlite3.Connection, match: str, where: str, params: list[Any], limit: int, tuning: Tuning
-) -> list[_Ranked]:
-    """The grouped query: bm25 of every matching passage of an allowed story, best per story."""
-    sql = (
-        "WITH m AS MATERIALIZED ("
-        " SELECT p.story_id AS story_id, f.rowid AS passage_id,"
-        " bm25(passages_fts, 1.0, ?) AS rank"
-        " FROM passages_fts f JOIN passages p ON p.id = f.rowid"
-        f" WHERE passages_fts MATCH ? AND p.story_id IN (SELECT s.id FROM stories s WHERE {where})"
-        ") SELECT story_id, passage_id, min(rank) AS best FROM m"
-        " GROUP BY story_id ORDER BY best, story_id LIMIT ?"
-    )
-    rows = conn.execute(sql, [tuning.title_weight, match, *params, limit]).fetchall()
-    return [_Ranked(r[0], r[1], -r[2]) for r in rows]
-
-
-def _keyword_passages(
-    conn: sqlite3.Connection, match: str, where: str, params: list[Any], limit: int, tuning: Tuning
-) -> list[_Ranked]:
-    """(story_id, passage id, -bm25) of the best-matching passages, best first."""
-    sql = (
-        "SELECT p.story_id, f.rowid, bm25(passages_fts, 1.0, ?) AS rank"
-        " FROM passages_fts f JOIN passages p ON p.id = f.rowid"
-        f" WHERE passages_fts MATCH ? AND p.story_id IN (SELECT s.id FROM stories s WHERE {where})"
-        " ORDER BY rank, f.rowid LIMIT ?"
-    )
-    rows = conn.execute(sql, [tuning.title_weight, match, *params, limit]).fetchall()
-    return [_Ranked(r[0], r[1], -r[2]) for r in rows]
-
-
 def _allowed_mask(
     snapshot: IndexSnapshot,
-    stories: _StorySet,
+    stories: StorySet,
 ) -> np.ndarray:
     return snapshot.story_mask(stories.ids, exclude=not stories.filtered)
-
-
-def _removed_ids(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT id FROM stories WHERE removed_at IS NOT NULL")]
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -767,7 +495,7 @@ def cosines(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
 
 def _semantic_stories(
     snapshot: IndexSnapshot, query_vector: np.ndarray, mask: np.ndarray, limit: int
-) -> tuple[list[_Ranked], np.ndarray]:
+) -> tuple[list[Ranked], np.ndarray]:
     """(story_id, UNRESOLVED, cosine) of the nearest stories (max over their passages), and the
     cosine of every row, from which `_resolve_passages` picks the best passage of shown hits."""
     sims = cosines(snapshot.matrix, query_vector)
@@ -775,7 +503,7 @@ def _semantic_stories(
     scores[~mask] = -np.inf
     top = _top(scores, limit)
     return [
-        _Ranked(snapshot.story_ids[s], UNRESOLVED, score)
+        Ranked(snapshot.story_ids[s], UNRESOLVED, score)
         for s, score in zip(top.tolist(), scores[top].tolist(), strict=True)
     ], sims
 
@@ -791,24 +519,24 @@ def _resolve_passages(
 
 def _semantic_passages(
     snapshot: IndexSnapshot, query_vector: np.ndarray, mask: np.ndarray, limit: int
-) -> list[_Ranked]:
+) -> list[Ranked]:
     sims = cosines(snapshot.matrix, query_vector)
     row_mask = np.repeat(mask, snapshot.ends - snapshot.starts)
     sims[~row_mask] = -np.inf
     story_of_row = np.repeat(np.arange(len(snapshot.story_ids)), snapshot.ends - snapshot.starts)
     return [
-        _Ranked(snapshot.story_ids[story_of_row[r]], int(snapshot.passage_ids[r]), float(sims[r]))
+        Ranked(snapshot.story_ids[story_of_row[r]], int(snapshot.passage_ids[r]), float(sims[r]))
         for r in _top(sims, limit)
     ]
 
 
-def _keyword_weight(r: _Ranked, tuning: Tuning) -> float:
+def _keyword_weight(r: Ranked, tuning: Tuning) -> float:
     share = r.idf_coverage if tuning.coverage_idf else r.coverage
     return share**tuning.coverage_power
 
 
 def _fuse_stories(
-    keyword: Sequence[_Ranked], semantic: Sequence[_Ranked], tuning: Tuning
+    keyword: Sequence[Ranked], semantic: Sequence[Ranked], tuning: Tuning
 ) -> list[_Candidate]:
     candidates: dict[str, _Candidate] = {}
     for rank, r in enumerate(keyword, start=1):
@@ -831,7 +559,7 @@ def _fuse_stories(
 
 
 def _fuse_passages(
-    keyword: Sequence[_Ranked], semantic: Sequence[_Ranked], tuning: Tuning
+    keyword: Sequence[Ranked], semantic: Sequence[Ranked], tuning: Tuning
 ) -> list[_Candidate]:
     candidates: dict[str, _Candidate] = {}
     for source, hits in (("keyword", keyword), ("semantic", semantic)):
@@ -882,16 +610,7 @@ def _hydrate(
             f"SELECT id, text FROM passages WHERE id IN ({pmarks})", passage_ids
         )
     }
-    spans: dict[int, list[tuple[int, int]]] = {}
-    if match and passage_ids:
-        for rowid, marked in conn.execute(
-            f"SELECT rowid, highlight(passages_fts, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}')"
-            f" FROM passages_fts WHERE passages_fts MATCH ? AND rowid IN ({pmarks})",
-            [match, *passage_ids],
-        ):
-            plain, found = parse_highlighted(marked or "")
-            if plain == texts.get(rowid):
-                spans[rowid] = found
+    spans = highlight_spans(conn, match, texts) if match else {}
     hits = []
     for offset, c in enumerate(candidates):
         row = stories[c.story_id]
@@ -989,12 +708,12 @@ def search(
     )
     if limit == 0:
         return []
-    stories = _StorySet.load(conn, where, params)
+    stories = StorySet.load(conn, where, params)
     clock.lap("filters")
     needed = offset + limit
     match = fts_query(text, tuning.keyword_operator)
-    keyword: list[_Ranked] = []
-    semantic: list[_Ranked] = []
+    keyword: list[Ranked] = []
+    semantic: list[Ranked] = []
     snapshot: IndexSnapshot | None = None
     sims: np.ndarray | None = None
     by_passage = mode == "hybrid" and tuning.fusion == "passage"
@@ -1002,28 +721,10 @@ def search(
     # keyword (SQLite, one thread) before the vector scan: BLAS worker threads spin for a while
     # after a matrix product and slowed the FTS work that followed by up to 2x on 2 CPUs
     if mode in ("keyword", "hybrid") and match is not None:
-        if by_passage:
-            keyword = _keyword_passages(conn, match, where, params, pool * 4, tuning)
-        else:
-            keyword = _keyword_stories(conn, match, stories, needed, pool, tuning)
-        if tuning.keyword_operator == "OR" and (tuning.coverage_first or tuning.coverage_power):
-            keyword = _with_coverage(
-                conn,
-                query_words(text),
-                keyword,
-                by_passage=by_passage,
-                idf=tuning.coverage_idf,
-            )
-            if tuning.coverage_first:
-                # score = words matched + bm25 squashed into [0, 1): monotonic in the new order
-                words = len(query_words(text))
-                keyword = sorted(
-                    (
-                        r._replace(score=round(r.coverage * words) + r.score / (1.0 + r.score))
-                        for r in keyword
-                    ),
-                    key=lambda r: -r.score,
-                )
+        keyword = keyword_stage(
+            conn, text, match, stories, needed=needed, pool=pool, tuning=tuning,
+            by_passage=by_passage,
+        )  # fmt: skip
         clock.lap("keyword")
     if mode in ("semantic", "hybrid"):
         model = model_key(settings.model_name)
@@ -1090,7 +791,7 @@ def similar(
             f"story {story_id!r} has no embedded passages for model {model!r} yet: "
             "run `mlopsmortem crawl` (or `mlopsmortem embed`) first"
         )
-    mask = snapshot.story_mask([*_removed_ids(conn), story_id], exclude=True)
+    mask = snapshot.story_mask([*removed_ids(conn), story_id], exclude=True)
     start, end = snapshot.starts[position], snapshot.ends[position]
     if tuning.similar_method == "max":
         pair = snapshot.matrix @ snapshot.matrix[start:end].T  # rows x own passages
