@@ -15,28 +15,27 @@ Four formats are known; `detect_format` picks one when a source does not name it
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from mlopsmortem.markdown_blocks import (
+    Block,
+    Link,
+    candidate_section,
+    inline_links,
+    is_story_link,
+    markdown_parser,
+    read_blocks,
+    render_text,
+    section_name,
+    skipped_section,
+    source_lines,
+    walk_items,
+)
 
 FORMATS = ("afs", "danluu", "resources", "generic")
 FAILURE_STORY = "failure story"
 RESOURCE = "resource"
 
-# Sections whose links are about the list itself, not stories.
-_SKIP_SECTION = re.compile(
-    r"\b(contents|contributors?|contributing|thanks|credits|licen[cs]e|authors?|sponsors?|"
-    r"acknowledg\w*|maintainers?|code of conduct)\b",
-    re.IGNORECASE,
-)
-# Sections that point at other lists: recorded as candidate sources.
-_CANDIDATE_SECTION = re.compile(
-    r"\b(other (lists|collections|resources)|more lists|related lists|similar lists|"
-    r"lists of (post-?mortems|incidents))\b",
-    re.IGNORECASE,
-)
 # Sections of a failure-story list that hold background reading rather than incidents.
 _RESOURCE_SECTION = re.compile(
     r"\b(analysis|further reading|reading|books?|resources|background|talks about)\b",
@@ -98,125 +97,6 @@ class ParsedList:
     entries: tuple[ListEntry, ...]
     candidates: tuple[CandidateSource, ...]
     problems: tuple[ParseProblem, ...]
-
-
-@dataclass(frozen=True)
-class _Link:
-    href: str
-    text: str
-    has_image: bool
-
-
-@dataclass
-class _Block:
-    """A list item or a top-level paragraph, with what its inline content says."""
-
-    kind: str  # "item" | "para"
-    line: int  # 1-based
-    end_line: int  # 1-based, inclusive
-    depth: int
-    section: tuple[str, ...]
-    inline: Token | None = None
-    children: list[_Block] = field(default_factory=list)
-
-
-def _parser() -> MarkdownIt:
-    return MarkdownIt("commonmark")
-
-
-def _render_text(children: list[Token]) -> str:
-    """Plain text of inline tokens: link text kept, markup dropped."""
-    parts: list[str] = []
-    for tok in children:
-        if tok.type in ("text", "code_inline", "html_inline"):
-            parts.append(tok.content if tok.type != "html_inline" else "")
-        elif tok.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-        elif tok.type == "image":
-            parts.append("")
-    return re.sub(r"\s+", " ", "".join(parts)).strip()
-
-
-def _links(inline: Token) -> list[tuple[int, int, _Link]]:
-    """(start index, end index, link) for each link among the inline's children."""
-    found: list[tuple[int, int, _Link]] = []
-    children = inline.children or []
-    i = 0
-    while i < len(children):
-        tok = children[i]
-        if tok.type == "link_open":
-            depth, j = 1, i + 1
-            while j < len(children) and depth:
-                if children[j].type == "link_open":
-                    depth += 1
-                elif children[j].type == "link_close":
-                    depth -= 1
-                j += 1
-            inner = children[i + 1 : j - 1]
-            link = _Link(
-                href=str(tok.attrGet("href") or "").strip(),
-                text=_render_text(inner),
-                has_image=any(t.type == "image" for t in inner),
-            )
-            found.append((i, j, link))
-            i = j
-        else:
-            i += 1
-    return found
-
-
-def _blocks(tokens: list[Token]) -> Iterator[_Block]:
-    """Top-level blocks in document order; nested list items hang under their parents."""
-    section: list[tuple[int, str]] = []
-    stack: list[_Block] = []
-    in_heading: int | None = None
-    for tok in tokens:
-        if tok.type == "heading_open":
-            in_heading = int(tok.tag[1])
-        elif tok.type == "heading_close":
-            in_heading = None
-        elif tok.type == "inline" and in_heading is not None:
-            while section and section[-1][0] >= in_heading:
-                section.pop()
-            section.append((in_heading, _render_text(tok.children or [])))
-        elif tok.type == "list_item_open":
-            start, end = tok.map or (0, 0)
-            block = _Block("item", start + 1, end, len(stack), tuple(s for _, s in section))
-            if stack:
-                stack[-1].children.append(block)
-            stack.append(block)
-        elif tok.type == "list_item_close":
-            block = stack.pop()
-            if not stack:
-                yield block
-        elif tok.type == "inline":
-            if stack:
-                if stack[-1].inline is None:
-                    stack[-1].inline = tok
-            else:
-                start, end = tok.map or (0, 0)
-                yield _Block("para", start + 1, end, 0, tuple(s for _, s in section), tok)
-
-
-def _section_name(section: tuple[str, ...]) -> str | None:
-    return " > ".join(s for s in section if s) or None
-
-
-def _skipped_section(section: tuple[str, ...]) -> bool:
-    return any(_SKIP_SECTION.search(s) for s in section)
-
-
-def _candidate_section(section: tuple[str, ...]) -> bool:
-    return any(_CANDIDATE_SECTION.search(s) for s in section)
-
-
-def _is_story_link(link: _Link) -> bool:
-    """Links worth a story: http(s), not an in-page anchor, not a badge image."""
-    return (
-        bool(re.match(r"^https?://", link.href, re.IGNORECASE))
-        and not link.has_image
-        and not link.href.startswith("#")
-    )
 
 
 def split_items(text: str) -> tuple[str, ...]:
@@ -284,10 +164,6 @@ def _split_title(text: str) -> tuple[str, str | None, str | None, int | None]:
     return text.strip(), None, None, None
 
 
-def _source_lines(lines: list[str], block: _Block) -> str:
-    return "\n".join(lines[block.line - 1 : block.end_line]).rstrip()
-
-
 class _Builder:
     """Collects entries, candidates and problems for one list."""
 
@@ -301,23 +177,23 @@ class _Builder:
     def problem(self, line: int, reason: str) -> None:
         self.problems.append(ParseProblem(self.name, line, reason))
 
-    def candidate(self, block: _Block, link: _Link) -> None:
+    def candidate(self, block: Block, link: Link) -> None:
         self.candidates.append(
-            CandidateSource(link.href, block.line, _section_name(block.section), link.text)
+            CandidateSource(link.href, block.line, section_name(block.section), link.text)
         )
 
 
-def _parse_afs(blocks: list[_Block], out: _Builder) -> None:
+def _parse_afs(blocks: list[Block], out: _Builder) -> None:
     for block in blocks:
-        if _skipped_section(block.section) or block.kind != "item" or block.inline is None:
+        if skipped_section(block.section) or block.kind != "item" or block.inline is None:
             continue
-        links = [(s, e, link) for s, e, link in _links(block.inline) if _is_story_link(link)]
-        if _candidate_section(block.section):
+        links = [(s, e, link) for s, e, link in inline_links(block.inline) if is_story_link(link)]
+        if candidate_section(block.section):
             for _, _, link in links:
                 out.candidate(block, link)
             continue
         if not links:
-            text = _render_text(block.inline.children or [])
+            text = render_text(block.inline.children or [])
             if text:
                 out.problem(block.line, f"list item has no link: {text[:60]!r}")
             continue
@@ -326,7 +202,7 @@ def _parse_afs(blocks: list[_Block], out: _Builder) -> None:
             out.problem(block.line, "link has no title text")
             continue
         title, publisher, raw_kind, year = _split_title(link.text)
-        trailing = _render_text((block.inline.children or [])[end:]).strip(" .")
+        trailing = render_text((block.inline.children or [])[end:]).strip(" .")
         involved: tuple[str, ...] = ()
         impact: tuple[str, ...] = ()
         for child in block.children:
@@ -344,7 +220,7 @@ def _parse_afs(blocks: list[_Block], out: _Builder) -> None:
             ListEntry(
                 url=link.href,
                 line=block.line,
-                section=_section_name(block.section),
+                section=section_name(block.section),
                 category=FAILURE_STORY,
                 title=title,
                 publisher=publisher,
@@ -354,7 +230,7 @@ def _parse_afs(blocks: list[_Block], out: _Builder) -> None:
                 involved=involved,
                 impact=impact,
                 list_title=link.text,
-                list_text=_source_lines(out.lines, block),
+                list_text=source_lines(out.lines, block),
             )
         )
 
@@ -366,23 +242,23 @@ def _first_sentence(text: str, limit: int = 110) -> str:
     return sentence.rstrip(".")
 
 
-def _parse_danluu(blocks: list[_Block], out: _Builder) -> None:
+def _parse_danluu(blocks: list[Block], out: _Builder) -> None:
     for block in blocks:
-        if _skipped_section(block.section) or block.inline is None:
+        if skipped_section(block.section) or block.inline is None:
             continue
         children = block.inline.children or []
-        links = [(s, e, link) for s, e, link in _links(block.inline) if _is_story_link(link)]
+        links = [(s, e, link) for s, e, link in inline_links(block.inline) if is_story_link(link)]
         if not links:
             continue
-        if _candidate_section(block.section):
+        if candidate_section(block.section):
             out.candidate(block, links[0][2])
             continue
         start, end, link = links[0]
-        if _render_text(children[:start]):
+        if render_text(children[:start]):
             out.problem(block.line, "entry does not start with a link; skipped")
             continue
-        summary = re.sub(r"^[\s.:,;–—-]+", "", _render_text(children[end:])) or None
-        section = _section_name(block.section)
+        summary = re.sub(r"^[\s.:,;–—-]+", "", render_text(children[end:])) or None
+        section = section_name(block.section)
         is_resource = any(_RESOURCE_SECTION.search(s) for s in block.section)
         if is_resource:
             title = link.text
@@ -400,36 +276,30 @@ def _parse_danluu(blocks: list[_Block], out: _Builder) -> None:
                 year=int(year_match.group(1)) if year_match and not is_resource else None,
                 summary=summary,
                 list_title=link.text,
-                list_text=_source_lines(out.lines, block),
+                list_text=source_lines(out.lines, block),
             )
         )
 
 
-def _walk_items(blocks: list[_Block]) -> Iterator[_Block]:
-    for block in blocks:
-        yield block
-        yield from _walk_items(block.children)
-
-
-def _parse_resources(blocks: list[_Block], out: _Builder) -> None:
-    for block in _walk_items(blocks):
-        if _skipped_section(block.section) or block.inline is None:
+def _parse_resources(blocks: list[Block], out: _Builder) -> None:
+    for block in walk_items(blocks):
+        if skipped_section(block.section) or block.inline is None:
             continue
         children = block.inline.children or []
-        links = [(s, e, link) for s, e, link in _links(block.inline) if _is_story_link(link)]
+        links = [(s, e, link) for s, e, link in inline_links(block.inline) if is_story_link(link)]
         if not links:
             continue
-        if _candidate_section(block.section):
+        if candidate_section(block.section):
             for _, _, link in links:
                 out.candidate(block, link)
             continue
-        section = _section_name(block.section)
+        section = section_name(block.section)
         tag = None
         before_tokens = children[: links[0][0]]
         if len(before_tokens) >= 3 and before_tokens[0].type == "em_open":
-            tag = _render_text(before_tokens[1:2])
+            tag = render_text(before_tokens[1:2])
             before_tokens = before_tokens[3:]
-        before = _render_text(before_tokens).lstrip(":").strip()
+        before = render_text(before_tokens).lstrip(":").strip()
         for index, (_, end, link) in enumerate(links):
             publisher = kind = None
             year = None
@@ -447,7 +317,7 @@ def _parse_resources(blocks: list[_Block], out: _Builder) -> None:
                 title, publisher = before.strip('"“”').strip(), link.text or None
             elif index == 0:
                 following = links[1][0] if len(links) > 1 else len(children)
-                summary = re.sub(r"^[\s:–—-]+", "", _render_text(children[end:following]))
+                summary = re.sub(r"^[\s:–—-]+", "", render_text(children[end:following]))
                 summary = summary.strip(" ,") or None
                 if before:
                     summary = f"{before} {summary or ''}".strip()
@@ -464,45 +334,45 @@ def _parse_resources(blocks: list[_Block], out: _Builder) -> None:
                     summary=summary,
                     tag=tag if index == 0 else None,
                     list_title=link.text,
-                    list_text=_source_lines(out.lines, block),
+                    list_text=source_lines(out.lines, block),
                 )
             )
 
 
-def _parse_generic(blocks: list[_Block], out: _Builder, category: str) -> None:
-    for block in _walk_items(blocks):
-        if _skipped_section(block.section) or block.inline is None:
+def _parse_generic(blocks: list[Block], out: _Builder, category: str) -> None:
+    for block in walk_items(blocks):
+        if skipped_section(block.section) or block.inline is None:
             continue
-        links = [link for _, _, link in _links(block.inline) if _is_story_link(link)]
+        links = [link for _, _, link in inline_links(block.inline) if is_story_link(link)]
         for link in links:
-            if _candidate_section(block.section):
+            if candidate_section(block.section):
                 out.candidate(block, link)
                 continue
             if _PROFILE_HOSTS.match(link.href):
                 continue
-            text = _render_text(block.inline.children or [])
+            text = render_text(block.inline.children or [])
             out.entries.append(
                 ListEntry(
                     url=link.href,
                     line=block.line,
-                    section=_section_name(block.section),
+                    section=section_name(block.section),
                     category=category,
                     title=link.text or None,
                     summary=text if text != link.text else None,
                     list_title=link.text,
-                    list_text=_source_lines(out.lines, block),
+                    list_text=source_lines(out.lines, block),
                 )
             )
 
 
-def detect_format(blocks: list[_Block]) -> str:
+def detect_format(blocks: list[Block]) -> str:
     """The format most of the list's entries are written in."""
     afs = danluu = resources = 0
     for block in blocks:
-        if block.inline is None or _skipped_section(block.section):
+        if block.inline is None or skipped_section(block.section):
             continue
         children = block.inline.children or []
-        links = _links(block.inline)
+        links = inline_links(block.inline)
         if block.kind == "item":
             if any(
                 child.inline is not None and _TAG_LINE.match(child.inline.content)
@@ -511,17 +381,17 @@ def detect_format(blocks: list[_Block]) -> str:
                 afs += 2
             elif links and links[0][0] == 0 and _split_title(links[0][2].text)[3] is not None:
                 afs += 1
-            for item in _walk_items([block]):
+            for item in walk_items([block]):
                 if item.inline is None:
                     continue
-                item_links = _links(item.inline)
+                item_links = inline_links(item.inline)
                 first = (item.inline.children or [None])[0]
                 if (first is not None and first.type == "em_open") or any(
                     ";" in link.text for _, _, link in item_links
                 ):
                     resources += 1
-        elif links and not _render_text(children[: links[0][0]]):
-            rest = _render_text(children[links[0][1] :])
+        elif links and not render_text(children[: links[0][0]]):
+            rest = render_text(children[links[0][1] :])
             if rest.startswith("."):
                 danluu += 1
     scores = {"afs": afs, "danluu": danluu, "resources": resources}
@@ -535,8 +405,8 @@ def parse_list(
     """Parse a markdown list. `name` is used in problem messages (FILE:LINE: reason)."""
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown list format {format!r}; known: {', '.join(FORMATS)}")
-    tokens = _parser().parse(text)
-    blocks = list(_blocks(tokens))
+    tokens = markdown_parser().parse(text)
+    blocks = list(read_blocks(tokens))
     chosen = format or detect_format(blocks)
     out = _Builder(name, text.splitlines())
     if chosen == "afs":
