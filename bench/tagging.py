@@ -5,16 +5,18 @@
 demo      Builds the demo knowledge base (the offline demo crawl of data/demo/site, then passages
           and embeddings; cached in --workdir), analyses every story, fits the calibration
           (tagging.calibrate: in-sample and leave-one-story-out figures, global against
-          per-impact thresholds) and, with --write-calibration, writes data/tagging_calibration
-          .json. Then runs tag_stories (rebuild) and scores the stored tags per method and
-          overall against data/demo/gold_tags.tsv, lists the worst tags, and times a rebuild
-          and an unchanged rerun. Component figures count only predictions inside the demo's
-          component vocabulary (the gold says nothing about the other ~270 components); the
-          tags outside it are counted and the commonest listed.
+          per-impact thresholds), prints each semantic impact's ROC AUC against the gold (how
+          well it separates before any threshold) and, with --write-calibration, writes
+          data/tagging_calibration.json. Then runs tag_stories (rebuild) and scores the stored
+          tags per method and overall against data/demo/gold_tags.tsv, lists the worst tags,
+          and times a rebuild and an unchanged rerun. Component figures count only predictions
+          inside the demo's component vocabulary (the gold says nothing about the other ~270
+          components); the tags outside it are counted and the commonest listed.
 coverage  Share of the real lists' involved/impact items (../shared/corpus/lists, parsed by the
           real ingest) that map to a canonical tag; the unmapped ones are listed.
 articles  What the text taggers find in the real postmortems of ../shared/corpus/articles (no
-          list tags there), printed beside INDEX.tsv's `what_happened`, for eyeballing.
+          list tags there), printed beside INDEX.tsv's `what_happened`, for eyeballing; counts
+          the articles tagged both outage and partial-outage (exclusive by definition).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from mlopsmortem.passages import sync_passages  # noqa: E402
 from mlopsmortem.settings import Settings  # noqa: E402
 from mlopsmortem.tagging import (  # noqa: E402
     Figures,
+    StoryAnalysis,
     analyse_stories,
     calibrate,
     calibration_path,
@@ -126,6 +129,27 @@ def stored_tags(db: sqlite_utils.Database) -> dict[str, dict[tuple[str, str], se
     return result
 
 
+def impact_auc(
+    analyses: Mapping[str, StoryAnalysis], gold: Mapping[str, set[str]]
+) -> dict[str, tuple[int, float]]:
+    """Per semantic impact: positives and the ROC AUC of the stories' raw semantic scores
+    against the gold impacts (ties count half). Says how well an impact separates before any
+    threshold: an impact near 0.5-0.7 cannot be fixed by thresholds, only by better evidence."""
+    scored = {sid: a.scores for sid, a in analyses.items() if a.scores is not None and sid in gold}
+    if not scored:
+        return {}
+    impacts = next(iter(scored.values())).impacts
+    result = {}
+    for j, impact in enumerate(impacts):
+        pos = [s.raw[j] for sid, s in scored.items() if impact in gold[sid]]
+        neg = [s.raw[j] for sid, s in scored.items() if impact not in gold[sid]]
+        if not pos or not neg:
+            continue
+        wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+        result[impact] = (len(pos), wins / (len(pos) * len(neg)))
+    return result
+
+
 def section_demo(args: argparse.Namespace) -> None:
     say("== demo corpus: calibration and gold-tag figures")
     settings = Settings(db_path=args.workdir / "demo.db", quiet=True)
@@ -174,6 +198,9 @@ def section_demo(args: argparse.Namespace) -> None:
         f"per-impact thresholds (rejected):\n  in-sample  {fmt_dict(pi['in_sample'])}"
         f"\n  held-out   {fmt_dict(pi['held_out'])}"
     )
+    say("per-impact separability (ROC AUC of the semantic score against gold, no threshold):")
+    for impact, (n_pos, auc) in impact_auc(analyses, gold_i).items():
+        say(f"  {impact:24} positives {n_pos:2}  AUC {auc:.3f}")
     if args.write_calibration:
         write_calibration(calibration_path(settings), cal)
         say(f"wrote {calibration_path(settings)}")
@@ -317,6 +344,7 @@ def section_articles(args: argparse.Namespace) -> None:
         f"  {report.tagged} articles, {report.tags} tags {dict(report.by_method)} in "
         f"{time.perf_counter() - started:.2f}s"
     )
+    both = 0
     for row in rows:
         story = db.execute(
             "SELECT components, impacts FROM stories WHERE id = ?", [row["id"]]
@@ -332,6 +360,9 @@ def section_articles(args: argparse.Namespace) -> None:
         say(f"\n  {row['file']}\n    what happened: {row['what_happened']}")
         say(f"    components: {', '.join(json.loads(story[0]))}")
         say(f"    impacts:    {', '.join(json.loads(story[1])) or '-'}  (semantic: {semantic})")
+        both += {"outage", "partial-outage"} <= set(json.loads(story[1]))
+    # the two are exclusive by definition: a story carrying both has at least one wrong tag
+    say(f"\n  articles tagged both outage and partial-outage: {both} of {len(rows)}")
 
 
 def main() -> None:
