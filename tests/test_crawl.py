@@ -21,6 +21,7 @@ from mlopsmortem.errors import LockedError
 from mlopsmortem.ingest import SourceSpec, ingest_sources
 
 LOCAL = frozenset({"localhost", "127.0.0.1"})
+STORED = "SELECT p.url FROM pages p JOIN page_bodies b ON b.story_id = p.story_id"
 
 
 def article(title: str, body: str) -> str:
@@ -80,7 +81,8 @@ def test_crawl_stores_pages_documents_and_link_status(db, settings, tmp_path, ht
     assert report.total == 4
     a = page(db, urls[0])
     assert (a["link_status"], a["status_code"], a["etag"]) == ("live", 200, '"a1"')
-    assert b"resolver timed out" in decompress(a["body"])
+    body = db["page_bodies"].get(a["story_id"])["body"]
+    assert b"resolver timed out" in decompress(body)
     doc = next(db["documents"].rows_where("story_id = ?", [a["story_id"]]))
     assert "resolver timed out under load" in doc["text"]
     assert "Copyright footer" not in doc["text"]
@@ -299,9 +301,7 @@ def test_crawl_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path, 
         if db_path.exists():
             try:
                 with sqlite3.connect(db_path) as conn:
-                    done_before = {
-                        r[0] for r in conn.execute("SELECT url FROM pages WHERE body IS NOT NULL")
-                    }
+                    done_before = {r[0] for r in conn.execute(STORED)}
             except sqlite3.OperationalError:
                 continue
             if len(done_before) >= 6:
@@ -310,7 +310,7 @@ def test_crawl_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path, 
     proc.wait()
     assert 6 <= len(done_before) < len(urls), "the crawl was not killed mid-way"
     with sqlite3.connect(db_path) as conn:
-        done_before = {r[0] for r in conn.execute("SELECT url FROM pages WHERE body IS NOT NULL")}
+        done_before = {r[0] for r in conn.execute(STORED)}
 
     result = subprocess.run([*command[:-1], "--json"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -217,7 +217,6 @@ def build_kb(db) -> dict:
                     "etag": '"e1"',
                     "fetched_at": "2024-05-02T03:01:00Z",
                     "content_hash": "11" * 32,
-                    "body": b"x\x9c compressed bytes that must never be exported",
                     "body_size": 5120,
                     "truncated": 0,
                     "link_status": "live",
@@ -248,6 +247,12 @@ def build_kb(db) -> dict:
                     "link_status": "redirected",
                 },
             ]
+        )
+        db["page_bodies"].insert(
+            {
+                "story_id": ids["feast"],
+                "body": b"x\x9c compressed bytes that must never be exported",
+            }
         )
         db["documents"].insert_all(
             [

@@ -285,10 +285,10 @@ def extract_stored(
     extractor version or page content differ from their document."""
     report = ExtractReport()
     rows = db.query(
-        "SELECT p.story_id, p.body, p.content_type, p.final_url, p.content_hash, "
+        "SELECT p.story_id, b.body, p.content_type, p.final_url, p.content_hash, "
         "d.extractor_version, d.content_hash AS doc_hash, d.text_hash "
         "FROM pages p LEFT JOIN documents d ON d.story_id = p.story_id "
-        "WHERE p.body IS NOT NULL ORDER BY p.story_id"
+        "JOIN page_bodies b ON b.story_id = p.story_id ORDER BY p.story_id"
     )
     for row in list(rows):
         current = is_current(row["extractor_version"])

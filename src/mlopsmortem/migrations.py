@@ -262,3 +262,21 @@ def m005_tag_inputs(db: sqlite_utils.Database) -> None:
         pk="story_id",
         if_not_exists=True,  # databases tagged before this migration already have it
     )
+
+
+@migration(6, "raw page bodies in their own table, hidden when published")
+def m006_page_bodies(db: sqlite_utils.Database) -> None:
+    # The compressed bodies are for offline re-extraction, not for readers: in a table of
+    # their own they can be hidden by Datasette, and dropped from a published copy at once.
+    db["page_bodies"].create(
+        {"story_id": str, "body": bytes},
+        pk="story_id",
+        foreign_keys=[("story_id", "stories", "id")],
+        if_not_exists=True,
+    )
+    if "body" in db["pages"].columns_dict:
+        db.execute(
+            "INSERT OR IGNORE INTO page_bodies (story_id, body) "
+            "SELECT story_id, body FROM pages WHERE body IS NOT NULL"
+        )
+        db.execute("ALTER TABLE pages DROP COLUMN body")

@@ -181,11 +181,9 @@ class PageStore:
             values["dead_since"] = None
         with self.db.conn:
             if changed:
-                values.update(
-                    content_hash=digest,
-                    body=compress(result.body),
-                    body_size=len(result.body),
-                    changed_at=now,
+                values.update(content_hash=digest, body_size=len(result.body), changed_at=now)
+                self.db["page_bodies"].upsert(
+                    {"story_id": row["id"], "body": compress(result.body)}, pk="story_id"
                 )
                 if previous is not None and previous["content_hash"]:
                     old_doc = next(

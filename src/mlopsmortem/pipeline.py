@@ -133,7 +133,7 @@ def run_extract(settings: Settings, everything: bool) -> ExtractReport:
     db = open_db(settings.db_path)
     with crawl_lock(settings.db_path), record_run(db, "extract") as run:
         with progress_bar("extracting", quiet=settings.quiet) as bar:
-            total = db["pages"].count_where("body IS NOT NULL")
+            total = db["page_bodies"].count
             bar.start(total)
             report = extract_stored(
                 db, everything=everything, on_page=lambda _sid, _outcome: bar.advance()
