@@ -154,3 +154,8 @@ def walk_items(blocks: list[Block]) -> Iterator[Block]:
 
 def source_lines(lines: list[str], block: Block) -> str:
     return "\n".join(lines[block.line - 1 : block.end_line]).rstrip()
+
+
+def story_links(inline: Token) -> list[tuple[int, int, Link]]:
+    """The inline's links that can be stories, with their token positions."""
+    return [(start, end, link) for start, end, link in inline_links(inline) if is_story_link(link)]

@@ -22,13 +22,13 @@ from mlopsmortem.markdown_blocks import (
     Link,
     candidate_section,
     inline_links,
-    is_story_link,
     markdown_parser,
     read_blocks,
     render_text,
     section_name,
     skipped_section,
     source_lines,
+    story_links,
     walk_items,
 )
 
@@ -187,7 +187,7 @@ def _parse_afs(blocks: list[Block], out: _Builder) -> None:
     for block in blocks:
         if skipped_section(block.section) or block.kind != "item" or block.inline is None:
             continue
-        links = [(s, e, link) for s, e, link in inline_links(block.inline) if is_story_link(link)]
+        links = story_links(block.inline)
         if candidate_section(block.section):
             for _, _, link in links:
                 out.candidate(block, link)
@@ -247,7 +247,7 @@ def _parse_danluu(blocks: list[Block], out: _Builder) -> None:
         if skipped_section(block.section) or block.inline is None:
             continue
         children = block.inline.children or []
-        links = [(s, e, link) for s, e, link in inline_links(block.inline) if is_story_link(link)]
+        links = story_links(block.inline)
         if not links:
             continue
         if candidate_section(block.section):
@@ -286,7 +286,7 @@ def _parse_resources(blocks: list[Block], out: _Builder) -> None:
         if skipped_section(block.section) or block.inline is None:
             continue
         children = block.inline.children or []
-        links = [(s, e, link) for s, e, link in inline_links(block.inline) if is_story_link(link)]
+        links = story_links(block.inline)
         if not links:
             continue
         if candidate_section(block.section):
@@ -343,7 +343,7 @@ def _parse_generic(blocks: list[Block], out: _Builder, category: str) -> None:
     for block in walk_items(blocks):
         if skipped_section(block.section) or block.inline is None:
             continue
-        links = [link for _, _, link in inline_links(block.inline) if is_story_link(link)]
+        links = [link for _, _, link in story_links(block.inline)]
         for link in links:
             if candidate_section(block.section):
                 out.candidate(block, link)
