@@ -239,9 +239,19 @@ def test_changed_document_updates_inserts_and_deletes_in_step_with_fts(tmp_path:
             " VALUES (?, 'm', '', x'')",
             [pid],
         )
+    last = ids_before[max(ids_before)]
+    db.execute(
+        "INSERT INTO tags (story_id, kind, tag, method, evidence, passage_id)"
+        " VALUES ('airflow', 'component', 'Airflow', 'rule', 'the scheduler', ?)",
+        [last],
+    )
     db.execute("UPDATE documents SET text = 'Short now.' WHERE story_id = 'airflow'")
     db.conn.commit()
     counts = sync_passages(db, settings=settings, story_ids=["airflow"])
+    # the tag keeps its evidence text but no longer points at a deleted passage
+    assert db.execute("SELECT passage_id, evidence FROM tags").fetchall() == [
+        (None, "the scheduler")
+    ]
     assert counts.stories == 1
     assert counts.deleted == len(ids_before) - 2 and counts.updated == 1
     assert fts_rows(db) == passage_rows(db)

@@ -171,6 +171,8 @@ def _delete_passages(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
         part = list(ids[i : i + 500])
         marks = ",".join("?" * len(part))
         conn.execute(f"DELETE FROM embeddings WHERE passage_id IN ({marks})", part)
+        # a tag keeps its evidence snippet; only its pointer to the vanished passage goes
+        conn.execute(f"UPDATE tags SET passage_id = NULL WHERE passage_id IN ({marks})", part)
         conn.execute(f"DELETE FROM passages_fts WHERE rowid IN ({marks})", part)
         conn.execute(f"DELETE FROM passages WHERE id IN ({marks})", part)
 
