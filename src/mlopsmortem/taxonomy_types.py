@@ -1,0 +1,65 @@
+"""The taxonomy's data types: components, impacts and the tag matches found in text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TagKind = Literal["component", "impact"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """A piece of technology (or a named condition like "CPU throttling") a story involves."""
+
+    name: str
+    category: str
+    aliases: tuple[str, ...] = ()
+    case_sensitive_aliases: tuple[str, ...] = ()
+    list_only_aliases: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def kind(self) -> TagKind:
+        return "component"
+
+    @property
+    def tag(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Impact:
+    """A kind of consequence; `description` is written for embedding similarity."""
+
+    id: str
+    name: str
+    description: str
+    aliases: tuple[str, ...] = ()
+    case_sensitive_aliases: tuple[str, ...] = ()
+    list_only_aliases: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> TagKind:
+        return "impact"
+
+    @property
+    def tag(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class TagMatch:
+    """One canonical tag found in text: `alias` is the taxonomy alias that matched at
+    `text[start:end]`."""
+
+    kind: TagKind
+    tag: str
+    alias: str
+    start: int
+    end: int
+
+
+__all__ = ["Component", "Impact", "TagKind", "TagMatch"]
