@@ -40,6 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.conftest_search
 
+from quality import ndcg_at_10 as ndcg10  # noqa: E402  (bench/ is on sys.path)
+
 from mlopsmortem import embed as embed_module  # noqa: E402
 from mlopsmortem.db import open_db  # noqa: E402
 from mlopsmortem.embed import embed_passages, encode_vector, load_model  # noqa: E402
@@ -146,13 +148,6 @@ def build_demo_kb(path: Path) -> tuple[object, list[tuple[str, dict[str, int], s
         if grades:
             queries.append((parts[0], grades, parts[2]))
     return db, queries
-
-
-def ndcg10(ranked: Sequence[str], grades: dict[str, int]) -> float:
-    dcg = sum((2 ** grades.get(s, 0) - 1) / math.log2(i + 2) for i, s in enumerate(ranked[:10]))
-    ideal = sorted(grades.values(), reverse=True)[:10]
-    idcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
 
 
 def evaluate(db, settings, queries, mode: str, tuning: Tuning) -> dict[str, tuple]:
