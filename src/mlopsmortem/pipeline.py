@@ -228,12 +228,9 @@ def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str,
     stages: dict[str, dict[str, object]] = {}
     first = sync_passages(db, settings=settings)
     embedded = embed_passages(db, settings)
-    stages["tag"] = run_tagging(db, settings)
-    second = sync_passages(db, settings=settings)
-    again = embed_passages(db, settings)
+    stages["tag"], second, again = tag_and_refresh_cards(db, settings)
     embedded = replace(embedded, embedded=embedded.embedded + again.embedded)
-    first = _add_counts(first, second)
-    stages["passages"] = asdict(first)
+    stages["passages"] = asdict(_add_counts(first, second))
     stages["embed"] = {"model": embedded.model, "embedded": embedded.embedded}
     return stages
 
@@ -249,18 +246,19 @@ def _add_counts(a: SyncCounts, b: SyncCounts) -> SyncCounts:
     )
 
 
-def run_tagging(db: sqlite_utils.Database, settings: Settings) -> dict[str, object]:
-    """The tagging stage; its counts for the report."""
-    return asdict(tag_stories(db, settings))
+def tag_and_refresh_cards(
+    db: sqlite_utils.Database, settings: Settings, *, rebuild: bool = False
+) -> tuple[dict[str, object], SyncCounts, EmbedCounts]:
+    """Tag stories, then re-sync and re-embed the card passages that name the new tags."""
+    report = asdict(tag_stories(db, settings, rebuild=rebuild))
+    return report, sync_passages(db, settings=settings), embed_passages(db, settings)
 
 
 def run_tag(settings: Settings, *, rebuild: bool) -> dict[str, object]:
-    """`mlopsmortem tag`: tag stories, then refresh the card passages that name the tags."""
+    """`mlopsmortem tag`."""
     db = open_db(settings.db_path)
     with record_run(db, "tag") as run:
-        report = asdict(tag_stories(db, settings, rebuild=rebuild))
-        sync_passages(db, settings=settings)
-        embed_passages(db, settings)
+        report, _, _ = tag_and_refresh_cards(db, settings, rebuild=rebuild)
         run.counts = {k: v for k, v in report.items() if isinstance(v, int)}
     return report
 
