@@ -49,12 +49,12 @@ from mlopsmortem.passages import sync_passages  # noqa: E402
 from mlopsmortem.search import (  # noqa: E402
     Tuning,
     VectorIndex,
-    _semantic_stories,
     embed_query,
     search,
     similar,
 )
 from mlopsmortem.settings import Settings  # noqa: E402
+from mlopsmortem.vector_index import semantic_stories  # noqa: E402
 
 DEMO = ROOT / "data" / "demo"
 SHARED_ARTICLES = ROOT.parent / "shared" / "corpus" / "articles"
@@ -487,7 +487,7 @@ def measure_size(
     mask = np.ones(len(snapshot.story_ids), dtype=bool)
     q = embed_query(queries[0])
     bare = timed(lambda: snapshot.matrix @ q, 30)
-    scan = timed(lambda: _semantic_stories(snapshot, q, mask, 100), 30)
+    scan = timed(lambda: semantic_stories(snapshot, q, mask, 100), 30)
     say(
         f"  vector scan: plain matrix @ q p50 {ms(percentile(bare, 50))}; ours (single-thread "
         f"einsum + per-story max + top-100) p50 {ms(percentile(scan, 50))} = "

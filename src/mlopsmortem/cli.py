@@ -100,12 +100,25 @@ def ingest(
         sys.exit(EXIT_SOURCES_FAILED)
 
 
+def _max_age_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
 def fetch_options(fn: F) -> F:
     """Transport options shared by `fetch` and `crawl`; they refine the Settings."""
 
     @click.option("--concurrency", type=click.IntRange(1, 256), help="Requests at once (8).")
     @click.option("--delay", type=click.FloatRange(0), help="Seconds between requests per host.")
-    @click.option("--max-age", help="Skip pages fetched more recently than this (30m, 12h, 7d).")
+    @click.option(
+        "--max-age",
+        callback=_max_age_seconds,
+        help="Skip pages fetched more recently than this (30m, 12h, 7d).",
+    )
     @click.option("--force", is_flag=True, help="Fetch every page, unconditionally.")
     @click.option(
         "--allow-host",
@@ -121,7 +134,7 @@ def fetch_options(fn: F) -> F:
         *args: Any,
         concurrency: int | None,
         delay: float | None,
-        max_age: str | None,
+        max_age: float | None,
         force: bool,
         allow_hosts: tuple[str, ...],
         wayback_api: str | None,
@@ -133,10 +146,7 @@ def fetch_options(fn: F) -> F:
         if delay is not None:
             changes["delay"] = delay
         if max_age is not None:
-            try:
-                changes["max_age"] = parse_duration(max_age)
-            except ValueError as err:
-                raise click.BadParameter(str(err), param_hint="--max-age") from err
+            changes["max_age"] = max_age
         if allow_hosts:
             changes["allow_hosts"] = frozenset(h.lower() for h in allow_hosts)
         if wayback_api:
@@ -246,13 +256,6 @@ def _since_timestamp(ctx: click.Context, param: click.Parameter, value: str) -> 
 
     try:
         return parse_since(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from err
-
-
-def _max_age_seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    try:
-        return parse_duration(value)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
 

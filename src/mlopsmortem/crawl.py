@@ -21,7 +21,14 @@ from pathlib import Path
 import sqlite_utils
 
 from mlopsmortem.document import Document, no_text
-from mlopsmortem.errors import ExtractError, FetchError, LockedError, RefusedURL, RobotsBlocked
+from mlopsmortem.errors import (
+    ExtractError,
+    FetchError,
+    LockedError,
+    NotFoundError,
+    RefusedURL,
+    RobotsBlocked,
+)
 from mlopsmortem.extract import extract_document, is_current
 from mlopsmortem.fetch import Fetcher, FetchResult
 from mlopsmortem.pagestore import (
@@ -119,8 +126,6 @@ def select_pages(
         known = {r["id"] for r in rows}
         missing = [sid for sid in only if sid not in known]
         if missing:
-            from mlopsmortem.errors import NotFoundError
-
             raise NotFoundError(f"no such story: {', '.join(missing)}")
     if settings.force:
         return rows, 0

@@ -412,8 +412,6 @@ def similar(
     return _hydrate(conn, candidates, None, 1)
 
 
-_semantic_stories = semantic_stories  # the name bench/search.py imports
-
 __all__ = [
     "DEFAULT_TUNING",
     "EMPTY_DB_MESSAGE",
