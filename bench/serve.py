@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/serve.py [--passages 100000] [--requests 200] [--clients 8]
                                     [--modes hybrid,keyword] [--skip-http]
+                                    [--workdir /tmp/mlopsmortem-bench-serve] [--fresh]
 
-Two knowledge bases: the small invented one of the tests (17 stories, real embeddings) and a
-synthetic one with --passages passages (8 per story, random unit vectors, Zipf-distributed
-words, components/impacts/years/link statuses for the filters). For each mode:
+Two knowledge bases, both cached in --workdir (--fresh rebuilds them): the demo database, built
+as `make demo` builds it (`pipeline.demo_session`: the bundled fictional site crawled end to end,
+tagged and embedded with the real model; 45 stories) and queried with the 55 queries of
+data/demo/queries.tsv; and a synthetic one with --passages passages (8 per story, random unit
+vectors, Zipf-distributed words, components/impacts/years/link statuses for the filters). For
+each mode:
 
   library      search(db, q, settings=..., mode=..., limit=n + 1) on a plain connection, as the
                plugin calls it (concurrent: one connection per thread)
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import math
 import os
@@ -33,7 +38,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -50,6 +54,7 @@ from datasette.app import Datasette  # noqa: E402
 
 from mlopsmortem.db import open_db  # noqa: E402
 from mlopsmortem.embed import encode_vector, load_model  # noqa: E402
+from mlopsmortem.pipeline import demo_session  # noqa: E402
 from mlopsmortem.search import embed_query, search, vector_index  # noqa: E402
 from mlopsmortem.serve import DATASETTE_SETTINGS, load_metadata  # noqa: E402
 from mlopsmortem.settings import Settings  # noqa: E402
@@ -73,12 +78,29 @@ def percentile(values: Sequence[float], q: float) -> float:
 # --------------------------------------------------------------------------- knowledge bases
 
 
-def small_kb(directory: Path) -> tuple[Path, list[str]]:
-    from tests.conftest_search import KEYWORD_QUERIES, NATURAL_QUERIES
-    from tests.test_plugin import build_plugin_kb
+def cached(path: Path, build: Callable[[Path], object], *, fresh: bool) -> Path:
+    """The knowledge base at `path`, built by build(path) unless a complete build is there."""
+    done = path.with_name(path.name + ".done")
+    if fresh or not done.exists():
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink()
+        started = time.perf_counter()
+        build(path)
+        done.touch()
+        say(f"(built {path} in {time.perf_counter() - started:.0f} s)")
+    open_db(path).close()  # brings a cache from an older schema up to date
+    return path
 
-    path = build_plugin_kb(directory / "small.db")
-    return path, [q for q, _ in (*KEYWORD_QUERIES, *NATURAL_QUERIES)]
+
+def build_demo(path: Path) -> None:
+    """The demo database exactly as `make demo` builds it (the demo site on a free port)."""
+    with demo_session(Settings(db_path=path, quiet=True), site_port=0):
+        pass
+
+
+def demo_queries() -> list[str]:
+    with open(ROOT / "data" / "demo" / "queries.tsv", encoding="utf-8") as handle:
+        return [row["query"] for row in csv.DictReader(handle, delimiter="\t")]
 
 
 def vocabulary(size: int = 3000) -> list[str]:
@@ -92,8 +114,7 @@ def vocabulary(size: int = 3000) -> list[str]:
     return words
 
 
-def synthetic_kb(directory: Path, passages: int) -> tuple[Path, list[str]]:
-    path = directory / f"synthetic-{passages}.db"
+def build_synthetic(path: Path, passages: int) -> None:
     db = open_db(path)
     conn = db.conn
     words = vocabulary()
@@ -156,11 +177,16 @@ def synthetic_kb(directory: Path, passages: int) -> tuple[Path, list[str]]:
             )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
+
+
+def synthetic_queries(count: int = 40) -> list[str]:
+    """One common word and 1-3 rarer ones each, from the synthetic knowledge base's words."""
+    words = vocabulary()
     common, rare = words[:50], words[500:]
-    queries = [
-        " ".join(rng.sample(common, 1) + rng.sample(rare, rng.randint(1, 3))) for _ in range(40)
+    rng = random.Random(13)
+    return [
+        " ".join(rng.sample(common, 1) + rng.sample(rare, rng.randint(1, 3))) for _ in range(count)
     ]
-    return path, queries
 
 
 # --------------------------------------------------------------------------- measuring
@@ -381,13 +407,20 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
             server.close()
 
 
-async def main() -> None:
+async def run_all(kbs: Sequence[tuple[str, Path, list[str]]], args: argparse.Namespace) -> None:
+    for name, path, queries in kbs:
+        await bench_db(name, path, queries, args)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--modes", default="hybrid,keyword")
     parser.add_argument("--skip-http", action="store_true", help="no uvicorn subprocess")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mlopsmortem-bench-serve"))
+    parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     load_model()
@@ -395,15 +428,19 @@ async def main() -> None:
     embed_query("an uncached query about dns timeouts in kubernetes")
     elapsed = (time.perf_counter() - started) * 1000
     say(f"query embedding, uncached: {elapsed:.1f} ms (not in the figures below)")
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        path, queries = small_kb(directory)
-        await bench_db("small (test knowledge base)", path, queries, args)
-        started = time.perf_counter()
-        path, queries = synthetic_kb(directory, args.passages)
-        say(f"\n(synthetic knowledge base built in {time.perf_counter() - started:.0f} s)")
-        await bench_db("synthetic", path, queries, args)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    demo = cached(args.workdir / "demo.db", build_demo, fresh=args.fresh)
+    synthetic = cached(
+        args.workdir / f"synthetic-{args.passages}.db",
+        lambda p: build_synthetic(p, args.passages),
+        fresh=args.fresh,
+    )
+    kbs = [
+        ("demo (make demo)", demo, demo_queries()),
+        ("synthetic", synthetic, synthetic_queries()),
+    ]
+    asyncio.run(run_all(kbs, args))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
