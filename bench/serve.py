@@ -17,23 +17,31 @@ each mode:
   http         a real `mlopsmortem serve` (uvicorn) subprocess, httpx over loopback
 
 sequential = --requests requests one after another; concurrent = --clients clients sharing
---requests requests. Every query is run once before measuring, so query embeddings come from
-the per-process cache on both sides (the uncached embedding cost is printed once). The three
-variants run interleaved in 4 rounds, so that load from elsewhere on the machine falls on all
-of them alike. Reported: p50 and p95 latency per request (ms), throughput (requests/s) and the
-ratio of each served figure to the library's; "time/req" is library throughput / served
-throughput, the fair comparison under concurrency, where latency includes queueing.
+--requests requests. Two workloads, each with every mode, sequential and concurrent:
+
+  repeated queries  the knowledge base's queries, each run once on every variant before
+                    measuring, so the query vector comes from the per-process embedding cache
+                    on both sides: what is left is search itself plus the serving overhead.
+  new queries       every request a string its variant has never sent (bench/serve_kb.py
+                    FreshQueries: two of the queries joined, the words rotated by 0, 1 or 2
+                    places, so request k of each variant has the same words and length but is
+                    new to the cache), so every hybrid request embeds its query, as a real
+                    user's first search does. The library call embeds inside search(), the
+                    plugin just before it: the same work on both sides.
+
+The three variants run interleaved in 4 rounds, so that load from elsewhere on the machine
+falls on all of them alike. Reported: p50 and p95 latency per request (ms), throughput
+(requests/s) and the ratio of each served figure to the library's; "time/req" is library
+throughput / served throughput, the fair comparison under concurrency, where latency includes
+queueing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import json
 import math
 import os
-import random
 import socket
 import sqlite3
 import subprocess
@@ -45,25 +53,29 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.*
+sys.path.insert(0, str(ROOT))  # for tests.* (in serve_kb)
 
 from datasette.app import Datasette  # noqa: E402
+from serve_kb import (  # noqa: E402  (bench/ is on sys.path)
+    VARIANTS,
+    FreshQueries,
+    build_demo,
+    build_synthetic,
+    cached,
+    demo_queries,
+    synthetic_queries,
+)
 
 from mlopsmortem.db import open_db  # noqa: E402
-from mlopsmortem.embed import encode_vector, load_model  # noqa: E402
-from mlopsmortem.pipeline import demo_session  # noqa: E402
+from mlopsmortem.embed import load_model  # noqa: E402
 from mlopsmortem.search import embed_query, search, vector_index  # noqa: E402
 from mlopsmortem.serve import DATASETTE_SETTINGS, load_metadata  # noqa: E402
 from mlopsmortem.settings import Settings  # noqa: E402
 
 PLUGINS = ROOT / "plugins"
 N = 10  # results per page, the plugin's default
-COMPONENTS = ["dns", "logging", "kubernetes", "gpu", "tls", "database", "kafka", "airflow"]
-IMPACTS = ["outage", "data-loss", "latency", "bad-predictions"]
-STATUSES = ["live"] * 8 + ["dead", "archived", "redirected"]
 
 
 def say(*parts: object) -> None:
@@ -73,120 +85,6 @@ def say(*parts: object) -> None:
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-# --------------------------------------------------------------------------- knowledge bases
-
-
-def cached(path: Path, build: Callable[[Path], object], *, fresh: bool) -> Path:
-    """The knowledge base at `path`, built by build(path) unless a complete build is there."""
-    done = path.with_name(path.name + ".done")
-    if fresh or not done.exists():
-        for leftover in path.parent.glob(path.name + "*"):
-            leftover.unlink()
-        started = time.perf_counter()
-        build(path)
-        done.touch()
-        say(f"(built {path} in {time.perf_counter() - started:.0f} s)")
-    open_db(path).close()  # brings a cache from an older schema up to date
-    return path
-
-
-def build_demo(path: Path) -> None:
-    """The demo database exactly as `make demo` builds it (the demo site on a free port)."""
-    with demo_session(Settings(db_path=path, quiet=True), site_port=0):
-        pass
-
-
-def demo_queries() -> list[str]:
-    with open(ROOT / "data" / "demo" / "queries.tsv", encoding="utf-8") as handle:
-        return [row["query"] for row in csv.DictReader(handle, delimiter="\t")]
-
-
-def vocabulary(size: int = 3000) -> list[str]:
-    from tests.conftest_search import STORIES
-
-    words = sorted({w for s in STORIES for w in s.text.lower().split() if w.isalpha()})
-    rng = random.Random(7)
-    while len(words) < size:
-        words.append("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)))
-    rng.shuffle(words)
-    return words
-
-
-def build_synthetic(path: Path, passages: int) -> None:
-    db = open_db(path)
-    conn = db.conn
-    words = vocabulary()
-    weights = [1 / (rank + 1) for rank in range(len(words))]
-    rng = random.Random(11)
-    dim = 384
-    stories = (passages + 7) // 8
-    with conn:
-        conn.execute(
-            "INSERT INTO sources (id, name, location) VALUES (1, 'list-a', 'a.md'),"
-            " (2, 'list-b', 'b.md')"
-        )
-        conn.execute(
-            "INSERT INTO embedding_models (name, dimension) VALUES ('all-MiniLM-L6-v2', ?)", [dim]
-        )
-        for sid in range(stories):
-            story_id = f"s{sid}"
-            conn.execute(
-                "INSERT INTO stories (id, url, title, publisher, year, category, components,"
-                " impacts, first_seen) VALUES (?, ?, ?, ?, ?, 'failure story', ?, ?,"
-                " '2024-01-01T00:00:00Z')",
-                [
-                    story_id,
-                    f"https://example.invalid/{sid}",
-                    " ".join(rng.choices(words, weights, k=6)),
-                    f"Publisher {sid % 97}",
-                    rng.randint(2010, 2025),
-                    json.dumps(sorted(set(rng.sample(COMPONENTS, 2)))),
-                    json.dumps([rng.choice(IMPACTS)]),
-                ],
-            )
-            conn.execute(
-                "INSERT INTO story_sources (story_id, source_id, occurrence) VALUES (?, ?, 0)",
-                [story_id, 1 + sid % 2],
-            )
-            conn.execute(
-                "INSERT INTO pages (story_id, url, link_status) VALUES (?, ?, ?)",
-                [story_id, f"https://example.invalid/{sid}", rng.choice(STATUSES)],
-            )
-        batch = 5000
-        for first in range(0, passages, batch):
-            ids = range(first, min(passages, first + batch))
-            texts = [" ".join(rng.choices(words, weights, k=rng.randint(40, 120))) for _ in ids]
-            vectors = np.random.default_rng(first).standard_normal((len(ids), dim)).astype("<f4")
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            rows = list(zip(ids, texts, vectors, strict=True))
-            conn.executemany(
-                "INSERT INTO passages (id, story_id, seq, kind, text, text_hash)"
-                " VALUES (?, ?, ?, 'text', ?, ?)",
-                [(i + 1, f"s{i // 8}", i % 8, t, f"h{i}") for i, t, _ in rows],
-            )
-            conn.executemany(
-                "INSERT INTO passages_fts (rowid, text, title) VALUES (?, ?, '')",
-                [(i + 1, t) for i, t, _ in rows],
-            )
-            conn.executemany(
-                "INSERT INTO embeddings (rowid, passage_id, model, text_hash, vector)"
-                " VALUES (?, ?, 'all-MiniLM-L6-v2', ?, ?)",
-                [(i + 1, i + 1, f"h{i}", encode_vector(v)) for i, _, v in rows],
-            )
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-
-
-def synthetic_queries(count: int = 40) -> list[str]:
-    """One common word and 1-3 rarer ones each, from the synthetic knowledge base's words."""
-    words = vocabulary()
-    common, rare = words[:50], words[500:]
-    rng = random.Random(13)
-    return [
-        " ".join(rng.sample(common, 1) + rng.sample(rare, rng.randint(1, 3))) for _ in range(count)
-    ]
 
 
 # --------------------------------------------------------------------------- measuring
@@ -200,7 +98,7 @@ class Figures:
 
     def row(self, label: str, base: Figures | None) -> str:
         text = (
-            f"    {label:12} p50 {self.p50 * 1000:8.2f}  p95 {self.p95 * 1000:8.2f}"
+            f"      {label:12} p50 {self.p50 * 1000:8.2f}  p95 {self.p95 * 1000:8.2f}"
             f"  {self.rps:8.1f} req/s"
         )
         if base is not None:
@@ -213,16 +111,16 @@ class Figures:
 
 Sample = tuple[list[float], float]  # latencies of one run, its wall time
 ROUNDS = 4
+WORKLOADS = (
+    ("repeated queries", "each warmed first, the query vector comes from the process's cache"),
+    ("new queries", "every string new to its variant, every request embeds its query"),
+)
 
 
 def add(samples: dict[str, tuple[list[float], list[float]]], name: str, sample: Sample) -> None:
     latencies, walls = samples.setdefault(name, ([], []))
     latencies.extend(sample[0])
     walls.append(sample[1])
-
-
-def plan(queries: Sequence[str], requests: int) -> list[str]:
-    return [queries[i % len(queries)] for i in range(requests)]
 
 
 def library_sequential(path: Path, settings: Settings, queries: Sequence[str], mode: str) -> Sample:
@@ -343,7 +241,8 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
     (stories,) = conn.execute("SELECT count(*) FROM stories").fetchone()
     conn.close()
     say(f"\n== {name}: {passages:,} passages, {stories:,} stories")
-    requests = plan(queries, args.requests)
+    repeated = [queries[i % len(queries)] for i in range(args.requests)]
+    fresh = FreshQueries(queries)
     # warm: the model, every query embedding, the vector index
     db = open_db(path, migrate=False)
     for q in queries:
@@ -373,33 +272,41 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
             for q in queries:
                 for mode in args.modes:
                     await http.get(url_of(q, mode))
-        for mode in args.modes:
-            for label, clients in (("sequential", 1), (f"{args.clients} clients", args.clients)):
-                say(f"  {mode}, {label} ({len(requests)} requests each; ms)")
-                # interleave the variants in rounds, so that load from elsewhere on the machine
-                # falls on all of them alike
-                samples: dict[str, tuple[list[float], list[float]]] = {}
-                chunk = math.ceil(len(requests) / ROUNDS)
-                for start in range(0, len(requests), chunk):
-                    part = requests[start : start + chunk]
-                    if clients == 1:
-                        add(samples, "library", library_sequential(path, settings, part, mode))
+        gets = {"in-process": ds.client.get, "http": http.get if http else None}
+        for workload, about in WORKLOADS:
+            say(f"  {workload}: {about}")
+            for mode in args.modes:
+                for label, clients in (
+                    ("sequential", 1),
+                    (f"{args.clients} clients", args.clients),
+                ):
+                    if workload == "repeated queries":
+                        plans = dict.fromkeys(VARIANTS, repeated)
                     else:
-                        add(
-                            samples,
-                            "library",
-                            await asyncio.to_thread(
-                                library_concurrent, path, settings, part, mode, clients
-                            ),
-                        )
-                    add(samples, "in-process", await served(ds.client.get, part, mode, clients))
-                    if http is not None:
-                        add(samples, "http", await served(http.get, part, mode, clients))
-                base = Figures(*samples["library"])
-                say(base.row("library", None))
-                for name in ("in-process", "http"):
-                    if name in samples:
-                        say(Figures(*samples[name]).row(name, base))
+                        plans = fresh.plans(args.requests)
+                    say(f"    {mode}, {label} ({args.requests} requests each; ms)")
+                    # interleave the variants in rounds, so that load from elsewhere on the
+                    # machine falls on all of them alike
+                    samples: dict[str, tuple[list[float], list[float]]] = {}
+                    chunk = math.ceil(args.requests / ROUNDS)
+                    for start in range(0, args.requests, chunk):
+                        part = {v: plan[start : start + chunk] for v, plan in plans.items()}
+                        if clients == 1:
+                            sample = library_sequential(path, settings, part["library"], mode)
+                        else:
+                            sample = await asyncio.to_thread(
+                                library_concurrent, path, settings, part["library"], mode, clients
+                            )
+                        add(samples, "library", sample)
+                        for variant, get in gets.items():
+                            if get is not None:
+                                sample = await served(get, part[variant], mode, clients)
+                                add(samples, variant, sample)
+                    base = Figures(*samples["library"])
+                    say(base.row("library", None))
+                    for variant in VARIANTS[1:]:
+                        if variant in samples:
+                            say(Figures(*samples[variant]).row(variant, base))
     finally:
         if http is not None:
             await http.aclose()
@@ -424,10 +331,13 @@ def main() -> None:
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     load_model()
-    started = time.perf_counter()
-    embed_query("an uncached query about dns timeouts in kubernetes")
-    elapsed = (time.perf_counter() - started) * 1000
-    say(f"query embedding, uncached: {elapsed:.1f} ms (not in the figures below)")
+    embed_query("the first call to the model is slower than the others")
+    times = []
+    for i in range(20):
+        started = time.perf_counter()
+        embed_query(f"an uncached query number {i} about dns timeouts in kubernetes")
+        times.append(time.perf_counter() - started)
+    say(f"query embedding, uncached: p50 {percentile(times, 50) * 1000:.1f} ms (12 words)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     demo = cached(args.workdir / "demo.db", build_demo, fresh=args.fresh)
     synthetic = cached(
