@@ -31,7 +31,9 @@ class Component:
 
 @dataclass(frozen=True)
 class Impact:
-    """A kind of consequence; `description` is written for embedding similarity."""
+    """A kind of consequence; `description` is written for embedding similarity; `statements`
+    are regular expressions (as written in the file, placeholders unexpanded) for sentences
+    that state the impact happened, such as "three engineers spent two days"."""
 
     id: str
     name: str
@@ -40,6 +42,7 @@ class Impact:
     case_sensitive_aliases: tuple[str, ...] = ()
     list_only_aliases: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    statements: tuple[str, ...] = ()
 
     @property
     def kind(self) -> TagKind:

@@ -60,9 +60,10 @@ class StoryAnalysis:
         return found
 
     def base_impacts(self) -> set[str]:
-        """Impacts from the list and from titles: what the semantic step adds to."""
+        """Impacts from the list, titles and statements: what the semantic step adds to."""
         found = {t.tag for t in self.list_tags if t.kind == "impact" and not t.free}
         found.update(name for kind, name in self.mentions.title if kind == "impact")
+        found.update(name for kind, name in self.mentions.statements if kind == "impact")
         return found
 
 

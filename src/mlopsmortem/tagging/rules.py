@@ -1,16 +1,25 @@
 """The rule method: taxonomy mentions in the titles and the document text. A title mention
 tags a component or an impact; text mentions tag a component from
-`Calibration.component_min_mentions` on, never an impact."""
+`Calibration.component_min_mentions` on, never an impact (a postmortem names latency, errors
+and outages while explaining its cause); an impact's `statements` in the text, sentences that
+say it happened ("three engineers spent two days", "was down for 3 hours"), tag it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from mlopsmortem.tagging.inputs import StoryInput
 from mlopsmortem.tagging.tags import Tag
-from mlopsmortem.taxonomy import TagKind, TagMatch, Taxonomy, find_mentions, map_list_item
+from mlopsmortem.taxonomy import (
+    TagKind,
+    TagMatch,
+    Taxonomy,
+    find_mentions,
+    find_statements,
+    map_list_item,
+)
 
 SNIPPET_CHARS = 100  # each side of a rule mention
 TITLE_COMPONENT_CONFIDENCE = 0.95
@@ -19,6 +28,7 @@ TITLE_IMPACT_CONFIDENCE = 0.9
 TEXT_CONFIDENCE_BASE = 0.5
 TEXT_CONFIDENCE_STEP = 0.1
 TEXT_CONFIDENCE_MAX = 0.9
+STATEMENT_CONFIDENCE = 0.85
 
 
 def snippet(text: str, start: int, end: int, chars: int = SNIPPET_CHARS) -> str:
@@ -39,10 +49,14 @@ def _passage_at(story: StoryInput, offset: int) -> int | None:
 
 @dataclass(frozen=True)
 class Mentions:
-    """Where the rule tagger found each tag: in a title, and every text match."""
+    """Where the rule tagger found each tag: in a title, every text match, and the impact
+    statements in the text."""
 
     title: Mapping[tuple[TagKind, str], tuple[str, TagMatch]]
     text: Mapping[tuple[TagKind, str], tuple[TagMatch, ...]]
+    statements: Mapping[tuple[TagKind, str], tuple[TagMatch, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def count(self, key: tuple[TagKind, str]) -> int:
         return len(self.text.get(key, ()))
@@ -56,14 +70,19 @@ def find_story_mentions(taxonomy: Taxonomy, story: StoryInput) -> Mentions:
     text: dict[tuple[TagKind, str], list[TagMatch]] = {}
     for match in find_mentions(taxonomy, story.text):
         text.setdefault((match.kind, match.tag), []).append(match)
+    statements: dict[tuple[TagKind, str], list[TagMatch]] = {}
+    for match in find_statements(taxonomy.statement_patterns, story.text):
+        statements.setdefault((match.kind, match.tag), []).append(match)
     return Mentions(
-        MappingProxyType(title), MappingProxyType({k: tuple(v) for k, v in text.items()})
+        MappingProxyType(title),
+        MappingProxyType({k: tuple(v) for k, v in text.items()}),
+        MappingProxyType({k: tuple(v) for k, v in statements.items()}),
     )
 
 
 def rule_tags(story: StoryInput, mentions: Mentions, min_mentions: int) -> list[Tag]:
     tags: list[Tag] = []
-    for key in sorted(set(mentions.title) | set(mentions.text)):
+    for key in sorted(set(mentions.title) | set(mentions.text) | set(mentions.statements)):
         kind, name = key
         n = mentions.count(key)
         if key in mentions.title:
@@ -81,13 +100,28 @@ def rule_tags(story: StoryInput, mentions: Mentions, min_mentions: int) -> list[
             tags.append(
                 Tag(kind, name, "rule", confidence, evidence, _passage_at(story, first.start))
             )
+        elif kind == "impact" and key in mentions.statements:
+            first = mentions.statements[key][0]
+            evidence = f"statement: {snippet(story.text, first.start, first.end)}"
+            tags.append(
+                Tag(
+                    kind,
+                    name,
+                    "rule",
+                    STATEMENT_CONFIDENCE,
+                    evidence,
+                    _passage_at(story, first.start),
+                )
+            )
     return tags
 
 
 def mentioned_keys(taxonomy: Taxonomy, story: StoryInput, mentions: Mentions) -> set[str]:
     """Every tag the story's titles, text or list items touch, whatever the count: the stories
     a taxonomy entry's edit can affect."""
-    keys = {f"{kind}:{tag}" for kind, tag in (*mentions.title, *mentions.text)}
+    keys = {
+        f"{kind}:{tag}" for kind, tag in (*mentions.title, *mentions.text, *mentions.statements)
+    }
     for item in (*story.involved, *story.impact_items):
         keys.update(f"{m.kind}:{m.tag}" for m in map_list_item(taxonomy, item))
     return keys

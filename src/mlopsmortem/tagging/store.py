@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -16,7 +17,15 @@ from mlopsmortem.db import utcnow
 from mlopsmortem.tagging.calibration import Calibration, descriptions_digest
 from mlopsmortem.tagging.inputs import StoryInput, chunks
 from mlopsmortem.tagging.tags import StoryTags, Tag
-from mlopsmortem.taxonomy import Component, Impact, Matcher, TagKind, Taxonomy
+from mlopsmortem.taxonomy import (
+    Component,
+    Impact,
+    Matcher,
+    TagKind,
+    Taxonomy,
+    find_statements,
+    statement_patterns,
+)
 
 #: Bump when what a method outputs for the same input changes: every story is re-tagged.
 METHOD_VERSION = "2"
@@ -53,20 +62,24 @@ def taxonomy_entries(taxonomy: Taxonomy) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TaxonomyChange:
-    """Entries that differ between two versions, and a matcher for the new side's aliases and
-    exclusions (as aliases: a new exclusion can hide an old mention)."""
+    """Entries that differ between two versions, a matcher for the new side's aliases and
+    exclusions (as aliases: a new exclusion can hide an old mention), and the new side's
+    impact statements."""
 
     keys: frozenset[str]
     matcher: Matcher | None
+    statements: tuple[tuple[str, re.Pattern[str]], ...] = ()  # of the changed impacts
 
     def touches(self, story: StoryInput, mentioned: Iterable[str]) -> bool:
         if self.keys.intersection(mentioned):
             return True
         if self.matcher is None:
-            return False
+            return False  # nothing changed that a text can match
         for text in (*story.titles, story.text):
             if self.matcher.scan(text):
                 return True
+        if find_statements(self.statements, story.text):
+            return True
         return any(self.matcher.map_item(item) for item in (*story.involved, *story.impact_items))
 
 
@@ -88,7 +101,12 @@ def taxonomy_change(old: Mapping[str, Any] | None, taxonomy: Taxonomy) -> Taxono
         for e in (*taxonomy.components, *taxonomy.impacts)
         if _entry_key(e) in keys
     ]
-    return TaxonomyChange(frozenset(keys), Matcher.build(changed) if changed else None)
+    changed_impacts = [e for e in taxonomy.impacts if _entry_key(e) in keys]
+    return TaxonomyChange(
+        frozenset(keys),
+        Matcher.build(changed) if changed else None,
+        statement_patterns(changed_impacts),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""Impact statements: sentences that say an impact happened ("three engineers spent two days",
+"was down for 3 hours") tag it with the rule method; taxonomy validation and incremental
+re-tagging cover them like aliases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlopsmortem.tagging import story_tag_rows, tag_stories
+from mlopsmortem.taxonomy import TaxonomyError, find_statements, load_taxonomy
+from tests.test_tagging import S, build, data_dir, edit_taxonomy, facets, tag_settings
+
+__all__ = ["data_dir", "tag_settings"]  # fixtures used below
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return load_taxonomy(DATA / "taxonomy.toml")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        (
+            "Three engineers spent most of two days on diagnosis and cleanup.",
+            "lost-engineering-time",
+        ),
+        ("Roughly 40 engineer-hours went into workarounds.", "lost-engineering-time"),
+        (
+            "Getting back to a consistent state took three engineers most of a week.",
+            "lost-engineering-time",
+        ),
+        ("Four researchers lost most of two working days.", "lost-engineering-time"),
+        ("We spent about four days debugging the driver.", "lost-engineering-time"),
+        ("The API was fully unavailable for 38 minutes.", "outage"),
+        ("The document service was down for 3 hours 12 minutes.", "outage"),
+        ("Full control plane write outage for 47 minutes.", "outage"),
+        ("It was a 30min outage for every tenant.", "outage"),
+        # not statements: no duration, no people, or time that was not lost to the incident
+        ("The site is down for maintenance.", None),
+        ("We spent two days at the conference in May.", None),
+        ("Jobs usually finish within three days.", None),
+        ("The outage taught us a lot about retries.", None),
+        ("Two engineers reviewed the change.", None),
+    ],
+)
+def test_statements_table(taxonomy, sentence, expected):
+    found = {m.tag for m in find_statements(taxonomy.statement_patterns, sentence)}
+    assert found == ({expected} if expected else set())
+
+
+def test_a_statement_tags_the_impact_with_its_sentence_as_evidence(tag_settings):
+    text = (
+        "The nightly export job wrote to the wrong bucket.\n\n"
+        "Nobody noticed for a while. Three engineers spent most of two days on cleanup.\n\n"
+        "We added a check to the deploy pipeline."
+    )
+    db = build(tag_settings.db_path, (S("s", "An export went astray", text=text),))
+    tag_stories(db, tag_settings)
+    rows = [r for r in story_tag_rows(db, "s") if r["method"] == "rule" and r["kind"] == "impact"]
+    assert [r["tag"] for r in rows] == ["lost-engineering-time"]
+    assert rows[0]["evidence"].startswith("statement: ")
+    assert "Three engineers spent most of two days" in rows[0]["evidence"]
+    assert "lost-engineering-time" in facets(db, "s")[1]
+
+
+def test_adding_a_statement_retags_only_the_stories_it_matches(tag_settings):
+    db = build(
+        tag_settings.db_path,
+        (
+            S("hit", "Queue backlog", "The payment queue stalled for a while; refunds froze."),
+            S("miss", "Other story", "A certificate expired on the ingress."),
+        ),
+    )
+    tag_stories(db, tag_settings)
+    assert "data-loss" not in facets(db, "hit")[1]
+    edit_taxonomy(
+        tag_settings,
+        'id = "data-loss"\n',
+        "id = \"data-loss\"\nstatements = ['\\brefunds froze\\b']\n",
+    )
+    report = tag_stories(db, tag_settings)
+    assert (report.tagged, report.revalidated) == (1, 1)
+    assert "data-loss" in facets(db, "hit")[1]
+
+    # and removing it again re-tags the story that had it
+    edit_taxonomy(tag_settings, "statements = ['\\brefunds froze\\b']\n", "")
+    report = tag_stories(db, tag_settings)
+    assert (report.tagged, report.revalidated) == (1, 1)
+    assert "data-loss" not in facets(db, "hit")[1]
+
+
+@pytest.mark.parametrize(
+    ("statements", "message"),
+    [
+        ("['(unclosed']", "statement 1 is not a valid regular expression"),
+        ("['a?']", "statement 1 matches the empty string"),
+        ("'not a list'", "`statements` must be a list of non-empty strings"),
+    ],
+)
+def test_bad_statements_are_taxonomy_errors_naming_the_entry(tmp_path, statements, message):
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(
+        f'[[impact]]\nid = "outage"\nname = "Outage"\ndescription = "Down."\n'
+        f"statements = {statements}\n"
+    )
+    with pytest.raises(TaxonomyError, match=message) as caught:
+        load_taxonomy(path)
+    assert "impact #1 ('Outage')" in str(caught.value)
