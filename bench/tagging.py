@@ -188,11 +188,19 @@ def section_demo(args: argparse.Namespace) -> None:
     imp = report["impacts"]
     say(f"impacts, list and title only:        {fmt_dict(imp['list_and_title_only'])}")
     g = imp["global"]
+    w = g["score"]
     say(
-        f"global z thresholds top={g['thresholds']['top']} other={g['thresholds']['other']}:"
+        f"score = {w['z']:.2f} z + {w['mentions']:.2f} log(1 + mentions) {w['intercept']:+.2f};"
+        f" thresholds top={g['thresholds']['top']} other={g['thresholds']['other']}:"
         f"\n  in-sample  {fmt_dict(g['in_sample'])}\n  held-out   {fmt_dict(g['held_out'])}"
         f"\n  semantic additions in-sample {g['semantic_additions_in_sample']}, "
         f"held-out {g['semantic_additions_held_out']}"
+    )
+    zo = imp["z_only_alternative"]
+    say(
+        f"z alone, thresholds top={zo['thresholds']['top']} other={zo['thresholds']['other']}"
+        f" (rejected):\n  in-sample  {fmt_dict(zo['in_sample'])}"
+        f"\n  held-out   {fmt_dict(zo['held_out'])}"
     )
     pi = imp["per_impact_alternative"]
     say(

@@ -268,8 +268,8 @@ def test_impacts_come_from_titles_not_from_everyday_words_in_the_text(tag_settin
 
 DEGRADED = (
     "Nothing crashed and no alert fired. Over six weeks our churn prediction model quietly "
-    "got worse: the features it saw in production had drifted away from the ones it was "
-    "trained on, and its accuracy slid a little every week.\n\n"
+    "got worse through data drift: the features it saw in production had drifted away from "
+    "the ones it was trained on, and its accuracy slid a little every week.\n\n"
     "The data scientists only noticed when the retention team asked why the model's "
     "scores no longer matched who actually cancelled. Offline evaluation on fresh labels "
     "showed precision down from 0.81 to 0.62.\n\n"
@@ -292,7 +292,8 @@ def test_semantic_tagger_finds_model_degradation_without_list_tags(tag_settings,
                  "elevated-latency", "failed-deployment", "capacity-exhaustion"}  # fmt: skip
     assert not unrelated & set(semantic)
     row = semantic["model-degradation"]
-    assert row["confidence"] >= CONFIDENCE_CUT and row["evidence"].startswith("z ")
+    assert row["confidence"] >= CONFIDENCE_CUT and row["evidence"].startswith("score ")
+    assert "alias mentions 1" in row["evidence"]
     passage = db.execute("SELECT kind, story_id FROM passages WHERE id = ?", [row["passage_id"]])
     assert passage.fetchone() == ("text", "churn")
     assert "model-degradation" in facets(db, "churn")[1]

@@ -29,12 +29,21 @@ class Calibration:
     impacts: tuple[str, ...]  # impacts tagged semantically, in centring order
     mean: Mapping[str, float]
     std: Mapping[str, float]
-    top: float  # z threshold for a story's best-ranked impact
-    other: float  # z threshold for its other impacts
+    top: float  # score threshold for a story's best-ranked impact
+    other: float  # score threshold for its other impacts
     component_min_mentions: int
     descriptions_digest: str  # of the impact descriptions the statistics were measured with
     derivation: Mapping[str, Any] = field(default_factory=dict)
     digest: str = ""
+    # score = z_weight * z + mention_weight * log(1 + alias mentions in the text) + intercept
+    # (the log-odds of a logistic fit); the defaults make the score z itself
+    z_weight: float = 1.0
+    mention_weight: float = 0.0
+    intercept: float = 0.0
+
+    def score(self, z: float, mentions: int) -> float:
+        """The semantic score of one impact of a story, compared with `top` / `other`."""
+        return self.z_weight * z + self.mention_weight * math.log1p(mentions) + self.intercept
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +53,11 @@ class Calibration:
             "semantic": {
                 "impacts": list(self.impacts),
                 "thresholds": {"top": self.top, "other": self.other},
+                "score": {
+                    "z": self.z_weight,
+                    "mentions": self.mention_weight,
+                    "intercept": self.intercept,
+                },
                 "mean": dict(self.mean),
                 "std": dict(self.std),
                 "descriptions_digest": self.descriptions_digest,
@@ -59,6 +73,7 @@ class Calibration:
         std = {i: float(semantic["std"][i]) for i in impacts}
         if any(not s > 0 for s in std.values()):
             raise ValueError("every standard deviation must be positive")
+        score = semantic.get("score", {"z": 1.0, "mentions": 0.0, "intercept": 0.0})
         minimum = int(data["component_min_mentions"])
         if minimum < 1:
             raise ValueError("component_min_mentions must be at least 1")
@@ -73,6 +88,9 @@ class Calibration:
             descriptions_digest=str(semantic.get("descriptions_digest", "")),
             derivation=MappingProxyType(dict(data.get("derivation", {}))),
             digest=digest,
+            z_weight=float(score["z"]),
+            mention_weight=float(score["mentions"]),
+            intercept=float(score["intercept"]),
         )
 
 

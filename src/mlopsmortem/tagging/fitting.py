@@ -18,6 +18,7 @@ from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.calibration import Calibration, descriptions_digest
 from mlopsmortem.tagging.inputs import live_story_ids, load_inputs
 from mlopsmortem.tagging.listtags import list_tags
+from mlopsmortem.tagging.logistic import fit_logistic
 from mlopsmortem.tagging.rules import Mentions, find_story_mentions
 from mlopsmortem.tagging.semantic import (
     SemanticScores,
@@ -28,9 +29,12 @@ from mlopsmortem.tagging.semantic import (
 from mlopsmortem.tagging.tags import Tag, TaggingError
 from mlopsmortem.taxonomy import Taxonomy, load_taxonomy
 
-# Threshold grids (z units). Wide enough that the extremes mean "always" and "never".
-TOP_GRID = tuple(round(-1.0 + 0.05 * i, 2) for i in range(101))  # -1.0 .. 4.0
-OTHER_GRID = tuple(round(0.0 + 0.05 * i, 2) for i in range(101))  # 0.0 .. 5.0
+# Threshold grids (score units: log-odds, or z for the z-only comparison). Wide enough that the
+# extremes mean "always" and "never".
+TOP_GRID = tuple(round(-6.0 + 0.05 * i, 2) for i in range(241))  # -6.0 .. 6.0
+OTHER_GRID = TOP_GRID
+#: L2 penalty of the score's logistic fit (scikit-learn's default C = 1).
+SCORE_L2 = 1.0
 MIN_MENTIONS_CHOICES = (1, 2, 3, 4, 5)
 #: `component_min_mentions` is the count with the best F1 among those reaching this precision
 #: (not simply the smallest such count: N=1 sits at 0.89 on the demo, so that rule would flip
@@ -140,6 +144,7 @@ class _ImpactMatrix:
     extra_gold: np.ndarray  # per story: gold impacts outside the semantic set
     extra_base_hits: np.ndarray  # per story: base impacts outside the semantic set that are gold
     extra_base_misses: np.ndarray  # ... that are not gold
+    mentions: np.ndarray  # log(1 + the impact's alias mentions in the story's text)
 
 
 def _impact_matrix(
@@ -154,9 +159,11 @@ def _impact_matrix(
     extra_gold = np.zeros(len(order), dtype=np.int64)
     hits = np.zeros(len(order), dtype=np.int64)
     misses = np.zeros(len(order), dtype=np.int64)
+    mentions = np.zeros(raw.shape)
     index = {impact: j for j, impact in enumerate(impacts)}
     for a, sid in enumerate(order):
         analysis = analyses[sid]
+        mentions[a] = [np.log1p(analysis.mentions.count(("impact", i))) for i in impacts]
         if analysis.scores is not None:
             by_impact = dict(zip(analysis.scores.impacts, analysis.scores.raw, strict=True))
             raw[a] = [by_impact.get(impact, np.nan) for impact in impacts]
@@ -172,7 +179,7 @@ def _impact_matrix(
                 hits[a] += 1
             else:
                 misses[a] += 1
-    return _ImpactMatrix(raw, y, base, extra_gold, hits, misses)
+    return _ImpactMatrix(raw, y, base, extra_gold, hits, misses, mentions)
 
 
 def _zscores(raw: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,6 +190,19 @@ def _zscores(raw: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     std = fitted.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     return mean, std, (raw - mean) / std
+
+
+def _fit_score(z: np.ndarray, m: _ImpactMatrix, rows: np.ndarray) -> tuple[float, float, float]:
+    """(z weight, mention weight, intercept) of a logistic fit of the gold impacts on `rows`'
+    scored cells; the score is its log-odds."""
+    cells = ~np.isnan(z[rows])
+    x = np.stack([z[rows][cells], m.mentions[rows][cells]], axis=1)
+    weights, intercept = fit_logistic(x, m.gold[rows][cells], l2=SCORE_L2)
+    return float(weights[0]), float(weights[1]), intercept
+
+
+def _apply_score(z: np.ndarray, m: _ImpactMatrix, params: tuple[float, float, float]) -> np.ndarray:
+    return params[0] * z + params[1] * m.mentions + params[2]
 
 
 def _ranks(z: np.ndarray) -> np.ndarray:
@@ -281,10 +301,12 @@ def calibrate(
     components, counting only predictions inside `component_vocabulary` (the gold labels say
     nothing about other components); the best F1 among the counts that reach
     COMPONENT_PRECISION_TARGET wins. Impacts: per-impact z statistics from the scored stories
-    (no labels), then the (top, other) pair maximising the overall impact F1 of
-    base | semantic. Held-out figures come from leave-one-story-out: statistics, count and
-    thresholds refitted without the story, then applied to it. A variant with one threshold
-    per impact is fitted the same way, for comparison only.
+    (no labels); a logistic fit of the gold impacts on z and log(1 + the impact's alias
+    mentions in the text), whose log-odds is the score; then the (top, other) pair maximising
+    the overall impact F1 of base | semantic. Held-out figures come from leave-one-story-out:
+    statistics, count, score weights and thresholds refitted without the story, then applied
+    to it. Two variants are fitted the same way, for comparison only: thresholds on z alone
+    (the score without mentions) and one z threshold per impact.
     """
     order = sorted(gold_impacts)
     vocabulary = set(component_vocabulary)
@@ -316,19 +338,28 @@ def calibrate(
     impacts = list(first.impacts) if first is not None else []
     m = _impact_matrix(analyses, gold_impacts, order, impacts)
     mean, std, z = _zscores(m.raw, rows_all)
-    top, other, in_f1 = _fit_thresholds(z, m, rows_all)
-    in_pred = _predict(z, m.base, top, other)
+    params = _fit_score(z, m, rows_all)
+    score = _apply_score(z, m, params)
+    top, other, _ = _fit_thresholds(score, m, rows_all)
+    in_pred = _predict(score, m.base, top, other)
+    z_top, z_other, _ = _fit_thresholds(z, m, rows_all)
+    in_z = _predict(z, m.base, z_top, z_other)
     per_impact = _fit_per_impact(z, m, rows_all)
     with np.errstate(invalid="ignore"):
         in_pi = m.base | ((z >= per_impact) & ~np.isnan(z))
 
     held = np.zeros_like(m.gold)
+    held_z = np.zeros_like(m.gold)
     held_pi = np.zeros_like(m.gold)
     for a in rows_all:
         train = rows_all[rows_all != a]
+        one = slice(a, a + 1)
         _, _, z_fold = _zscores(m.raw, train)
+        score_fold = _apply_score(z_fold, m, _fit_score(z_fold, m, train))
+        t_top, t_other, _ = _fit_thresholds(score_fold, m, train)
+        held[a] = _predict(score_fold[one], m.base[one], t_top, t_other)[0]
         t_top, t_other, _ = _fit_thresholds(z_fold, m, train)
-        held[a] = _predict(z_fold[a : a + 1], m.base[a : a + 1], t_top, t_other)[0]
+        held_z[a] = _predict(z_fold[one], m.base[one], t_top, t_other)[0]
         t_pi = _fit_per_impact(z_fold, m, train)
         with np.errstate(invalid="ignore"):
             held_pi[a] = m.base[a] | ((z_fold[a] >= t_pi) & ~np.isnan(z_fold[a]))
@@ -359,6 +390,7 @@ def calibrate(
             "not_semantic": [i.id for i in taxonomy.impacts if i.id not in impacts],
             "list_and_title_only": base_only.to_dict(),
             "global": {
+                "score": {"z": params[0], "mentions": params[1], "intercept": params[2]},
                 "thresholds": {"top": top, "other": other},
                 "in_sample": _figures(in_pred, m).to_dict(),
                 "held_out": _figures(held, m).to_dict(),
@@ -370,6 +402,11 @@ def calibrate(
                     "correct": semantic_only_held.tp,
                     "wrong": semantic_only_held.fp,
                 },
+            },
+            "z_only_alternative": {
+                "thresholds": {"top": z_top, "other": z_other},
+                "in_sample": _figures(in_z, m).to_dict(),
+                "held_out": _figures(held_z, m).to_dict(),
             },
             "per_impact_alternative": {
                 "thresholds": {i: float(t) for i, t in zip(impacts, per_impact, strict=True)},
@@ -389,5 +426,8 @@ def calibrate(
         component_min_mentions=min_mentions,
         descriptions_digest=descriptions_digest(taxonomy),
         derivation=MappingProxyType(report),
+        z_weight=round(params[0], 6),
+        mention_weight=round(params[1], 6),
+        intercept=round(params[2], 6),
     )
     return CalibrationResult(calibration, report)

@@ -102,7 +102,10 @@ def tag_story(
         state = "pending"
     else:
         state = "done"
-        tags.extend(semantic_tags(scores, calibration, passage_texts))
+        mentioned = {
+            name: len(matches) for (kind, name), matches in found.text.items() if kind == "impact"
+        }
+        tags.extend(semantic_tags(scores, calibration, passage_texts, mentioned))
     return StoryTags(tuple(tags), frozenset(mentioned_keys(taxonomy, story, found)), state)
 
 

@@ -114,18 +114,27 @@ def semantic_tags(
     scores: SemanticScores,
     calibration: Calibration,
     passage_texts: Mapping[int, str],
+    mentions: Mapping[str, int],
 ) -> list[Tag]:
+    """Impacts whose score (z of the best passage, and the impact's alias mentions in the text,
+    weighted as the calibration fitted them) passes the thresholds."""
     z = standardise(scores, calibration)
+    score = {impact: calibration.score(v, mentions.get(impact, 0)) for impact, v in z.items()}
     where = dict(zip(scores.impacts, scores.passage_ids, strict=True))
     tags = []
     for impact, threshold in sorted(
-        semantic_decisions(z, calibration.top, calibration.other).items()
+        semantic_decisions(score, calibration.top, calibration.other).items()
     ):
-        confidence = 1.0 / (1.0 + math.exp(-SEMANTIC_CONFIDENCE_SLOPE * (z[impact] - threshold)))
+        confidence = 1.0 / (
+            1.0 + math.exp(-SEMANTIC_CONFIDENCE_SLOPE * (score[impact] - threshold))
+        )
         text = " ".join(passage_texts.get(where[impact], "").split())
         if len(text) > SEMANTIC_SNIPPET_CHARS:
             text = text[:SEMANTIC_SNIPPET_CHARS].rstrip() + "…"
-        evidence = f"z {z[impact]:.2f} >= {threshold:.2f}: {text}"
+        evidence = (
+            f"score {score[impact]:.2f} >= {threshold:.2f} (z {z[impact]:.2f}, "
+            f"alias mentions {mentions.get(impact, 0)}): {text}"
+        )
         tags.append(Tag("impact", impact, "semantic", confidence, evidence, where[impact]))
     return tags
 

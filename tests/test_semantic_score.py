@@ -1,0 +1,99 @@
+"""The semantic score: a logistic fit of the gold impacts on z and the impact's alias
+mentions, its log-odds compared with the thresholds (see tagging.fitting.calibrate)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mlopsmortem.tagging import (
+    Calibration,
+    Mentions,
+    SemanticScores,
+    StoryAnalysis,
+    calibrate,
+)
+from mlopsmortem.tagging.logistic import fit_logistic, sigmoid
+from mlopsmortem.tagging.semantic import semantic_tags
+from mlopsmortem.taxonomy import TagMatch, load_taxonomy
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+IMPACTS = ("outage", "lost-logs")
+
+
+def test_fit_logistic_reaches_the_penalised_optimum():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 2))
+    y = x @ np.array([2.0, -1.0]) + rng.normal(size=400) > 0.5
+    weights, intercept = fit_logistic(x, y, l2=1.0)
+    p = sigmoid(x @ weights + intercept)
+    # the gradient of log-loss + l2/2 |w|^2 vanishes at the optimum (intercept unpenalised)
+    assert np.allclose(x.T @ (p - y) + weights, 0, atol=1e-6)
+    assert abs(float((p - y).sum())) < 1e-6
+    assert weights[0] > 1.0 and weights[1] < -0.5
+
+
+def calibration(**score: float) -> Calibration:
+    return Calibration(
+        model="m",
+        impacts=IMPACTS,
+        mean={i: 0.0 for i in IMPACTS},
+        std={i: 1.0 for i in IMPACTS},
+        top=0.5,
+        other=0.5,
+        component_min_mentions=2,
+        descriptions_digest="",
+        **score,
+    )
+
+
+def test_alias_mentions_raise_the_score_past_the_threshold():
+    cal = calibration(z_weight=1.0, mention_weight=1.0, intercept=-1.0)
+    scores = SemanticScores(IMPACTS, np.array([1.2, -1.0]), (7, 8))
+    texts = {7: "The API returned errors for everyone.", 8: "Logs."}
+    assert semantic_tags(scores, cal, texts, {}) == []  # 1.2 - 1.0 < 0.5
+    (tag,) = semantic_tags(scores, cal, texts, {"outage": 2})  # + log(3)
+    assert (tag.tag, tag.method, tag.passage_id) == ("outage", "semantic", 7)
+    assert tag.evidence.startswith("score 1.30 >= 0.50 (z 1.20, alias mentions 2): The API")
+    assert 0.5 < tag.confidence < 1.0
+
+
+def test_a_calibration_without_score_weights_scores_by_z_alone():
+    data = calibration().to_json()
+    del data["semantic"]["score"]
+    old = Calibration.from_json(json.loads(json.dumps(data)))
+    assert old.score(1.7, 5) == 1.7
+    fitted = calibration(z_weight=1.5, mention_weight=0.5, intercept=-2.0)
+    again = Calibration.from_json(json.loads(json.dumps(fitted.to_json())))
+    assert math.isclose(again.score(1.0, 1), 1.5 + 0.5 * math.log(2) - 2.0)
+
+
+def mentions_of(impact: str, count: int) -> Mentions:
+    match = TagMatch("impact", impact, impact, 0, len(impact))
+    return Mentions({}, {("impact", impact): (match,) * count} if count else {})
+
+
+def test_calibrate_weighs_mentions_when_they_carry_the_signal():
+    """z is noise here and the alias mentions tell the impacts apart: the fitted score leans on
+    mentions, and the held-out F1 beats thresholds on z alone."""
+    taxonomy = load_taxonomy(DATA / "taxonomy.toml")
+    rng = np.random.default_rng(11)
+    analyses, gold_c, gold_i = {}, {}, {}
+    for n in range(30):
+        wanted = IMPACTS[n % 2]
+        sid = f"s{n}"
+        scores = SemanticScores(IMPACTS, rng.normal(0, 0.05, 2), (1, 1))
+        analyses[sid] = StoryAnalysis(sid, (), mentions_of(wanted, 1 + n % 3), scores)
+        gold_c[sid], gold_i[sid] = set(), {wanted}
+    result = calibrate(
+        taxonomy, analyses, gold_c, gold_i, model="m", component_vocabulary=(), corpus="synthetic"
+    )
+    cal = result.calibration
+    assert cal.mention_weight > 1.0 and abs(cal.z_weight) < cal.mention_weight
+    impacts = result.report["impacts"]
+    assert impacts["global"]["held_out"]["f1"] == 1.0
+    assert impacts["z_only_alternative"]["held_out"]["f1"] < 0.9
+    assert math.isclose(impacts["global"]["score"]["mentions"], cal.mention_weight, rel_tol=1e-5)
