@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mlopsmortem.tagging import (
     Calibration,
@@ -17,8 +18,8 @@ from mlopsmortem.tagging import (
     calibrate,
 )
 from mlopsmortem.tagging.logistic import fit_logistic, sigmoid
-from mlopsmortem.tagging.semantic import semantic_tags
-from mlopsmortem.taxonomy import TagMatch, load_taxonomy
+from mlopsmortem.tagging.semantic import semantic_decisions, semantic_tags
+from mlopsmortem.taxonomy import TagMatch, TaxonomyError, load_taxonomy
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 IMPACTS = ("outage", "lost-logs")
@@ -97,3 +98,34 @@ def test_calibrate_weighs_mentions_when_they_carry_the_signal():
     assert impacts["global"]["held_out"]["f1"] == 1.0
     assert impacts["z_only_alternative"]["held_out"]["f1"] < 0.9
     assert math.isclose(impacts["global"]["score"]["mentions"], cal.mention_weight, rel_tol=1e-5)
+
+
+def test_exclusive_impacts_are_never_both_added_by_the_semantic_step():
+    exclusive = {"outage": {"partial-outage"}, "partial-outage": {"outage"}}
+    score = {"outage": 2.0, "partial-outage": 2.5, "lost-logs": 1.0}
+    assert semantic_decisions(score, 0.5, 0.5) == {
+        "outage": 0.5,
+        "partial-outage": 0.5,
+        "lost-logs": 0.5,
+    }
+    # the better-scored one wins; one from the list, a title or a statement wins outright
+    assert set(semantic_decisions(score, 0.5, 0.5, exclusive=exclusive)) == {
+        "partial-outage",
+        "lost-logs",
+    }
+    with_list_outage = semantic_decisions(score, 0.5, 0.5, tagged={"outage"}, exclusive=exclusive)
+    assert "partial-outage" not in with_list_outage and "lost-logs" in with_list_outage
+    # a rival that does not pass its threshold blocks nothing
+    assert set(semantic_decisions(score, 3.0, 1.5, exclusive=exclusive)) == {"outage"}
+
+
+def test_the_shipped_taxonomy_makes_outage_and_partial_outage_exclusive(tmp_path):
+    taxonomy = load_taxonomy(DATA / "taxonomy.toml")
+    assert taxonomy.exclusive_impacts["partial-outage"] == {"outage"}
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(
+        '[[impact]]\nid = "outage"\nname = "Outage"\ndescription = "Down."\n'
+        'exclusive_with = ["partial"]\n'
+    )
+    with pytest.raises(TaxonomyError, match="exclusive_with names 'partial'"):
+        load_taxonomy(path)

@@ -46,7 +46,7 @@ _COMPONENT_KEYS = frozenset(
 )
 _IMPACT_KEYS = frozenset(
     {"id", "name", "description", "aliases", "case_sensitive_aliases", "list_only_aliases"}
-    | {"exclude", "statements"}
+    | {"exclude", "statements", "exclusive_with"}
 )
 _IMPACT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -100,6 +100,16 @@ class Taxonomy:
 
     def impact(self, impact_id: str) -> Impact | None:
         return next((i for i in self.impacts if i.id == impact_id), None)
+
+    @cached_property
+    def exclusive_impacts(self) -> dict[str, frozenset[str]]:
+        """Impact id -> the impacts a story cannot also have (`exclusive_with`, both ways)."""
+        pairs: dict[str, set[str]] = {}
+        for impact in self.impacts:
+            for other in impact.exclusive_with:
+                pairs.setdefault(impact.id, set()).add(other)
+                pairs.setdefault(other, set()).add(impact.id)
+        return {k: frozenset(v) for k, v in pairs.items()}
 
     @cached_property
     def statement_patterns(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
@@ -252,6 +262,7 @@ def _impact(path: Path, number: int, entry: dict[str, Any]) -> Impact:
         list_only_aliases=_strings(where, entry, "list_only_aliases"),
         exclude=_strings(where, entry, "exclude"),
         statements=_statements(where, entry),
+        exclusive_with=_strings(where, entry, "exclusive_with"),
     )
 
 
@@ -288,6 +299,13 @@ def _check_unique(
         if impact.id in ids:
             raise TaxonomyError(f"{path}: duplicate impact id {impact.id!r}")
         ids.add(impact.id)
+    for impact in impacts:
+        for other in impact.exclusive_with:
+            if other not in ids or other == impact.id:
+                raise TaxonomyError(
+                    f"{path}: impact {impact.id!r}: exclusive_with names {other!r}, "
+                    "which is not another impact id"
+                )
     owners: dict[str, tuple[str, str, str]] = {}
     for tag in (*components, *impacts):
         for spec in tag_aliases(tag):

@@ -43,6 +43,7 @@ class Impact:
     list_only_aliases: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     statements: tuple[str, ...] = ()
+    exclusive_with: tuple[str, ...] = ()  # impact ids a story cannot also have (outage vs partial)
 
     @property
     def kind(self) -> TagKind:

@@ -210,10 +210,24 @@ def _ranks(z: np.ndarray) -> np.ndarray:
     return (-filled).argsort(axis=1, kind="stable").argsort(axis=1, kind="stable")
 
 
-def _predict(z: np.ndarray, base: np.ndarray, top: float, other: float) -> np.ndarray:
+def _predict(
+    z: np.ndarray,
+    base: np.ndarray,
+    top: float,
+    other: float,
+    exclusive: Sequence[tuple[int, int]] = (),
+) -> np.ndarray:
+    """base | semantic, as `semantic_decisions` decides: pairs of exclusive impacts (column
+    indexes) never both come from the semantic step."""
     ranks = _ranks(z)
     with np.errstate(invalid="ignore"):
         semantic = np.where(ranks == 0, z >= top, z >= other) & ~np.isnan(z)
+    for j, k in exclusive:
+        semantic[:, j] &= ~base[:, k]
+        semantic[:, k] &= ~base[:, j]
+        j_first = ranks[:, j] < ranks[:, k]
+        semantic[:, k] &= ~(j_first & semantic[:, j])
+        semantic[:, j] &= ~(~j_first & semantic[:, k])
     return base | semantic
 
 
@@ -221,7 +235,8 @@ def _fit_thresholds(
     z: np.ndarray, m: _ImpactMatrix, rows: np.ndarray
 ) -> tuple[float, float, float]:
     """(top, other, F1) maximising the overall impact F1 of base | semantic on `rows`. Among
-    equally good pairs, the one nearest their centre (the middle of the plateau)."""
+    equally good pairs, the one nearest their centre (the middle of the plateau). Exclusive
+    impacts are ignored here (they only remove the weaker of two tags); figures apply them."""
     zr, y, base = z[rows], m.gold[rows], m.base[rows]
     ranks = _ranks(zr)
     open_cells = ~base & ~np.isnan(zr)
@@ -337,13 +352,22 @@ def calibrate(
     first = analyses[scored[0]].scores
     impacts = list(first.impacts) if first is not None else []
     m = _impact_matrix(analyses, gold_impacts, order, impacts)
+    column = {impact: j for j, impact in enumerate(impacts)}
+    pairs = sorted(
+        {
+            tuple(sorted((column[a], column[b])))
+            for a, rivals in taxonomy.exclusive_impacts.items()
+            for b in rivals
+            if a in column and b in column
+        }
+    )
     mean, std, z = _zscores(m.raw, rows_all)
     params = _fit_score(z, m, rows_all)
     score = _apply_score(z, m, params)
     top, other, _ = _fit_thresholds(score, m, rows_all)
-    in_pred = _predict(score, m.base, top, other)
+    in_pred = _predict(score, m.base, top, other, pairs)
     z_top, z_other, _ = _fit_thresholds(z, m, rows_all)
-    in_z = _predict(z, m.base, z_top, z_other)
+    in_z = _predict(z, m.base, z_top, z_other, pairs)
     per_impact = _fit_per_impact(z, m, rows_all)
     with np.errstate(invalid="ignore"):
         in_pi = m.base | ((z >= per_impact) & ~np.isnan(z))
@@ -357,9 +381,9 @@ def calibrate(
         _, _, z_fold = _zscores(m.raw, train)
         score_fold = _apply_score(z_fold, m, _fit_score(z_fold, m, train))
         t_top, t_other, _ = _fit_thresholds(score_fold, m, train)
-        held[a] = _predict(score_fold[one], m.base[one], t_top, t_other)[0]
+        held[a] = _predict(score_fold[one], m.base[one], t_top, t_other, pairs)[0]
         t_top, t_other, _ = _fit_thresholds(z_fold, m, train)
-        held_z[a] = _predict(z_fold[one], m.base[one], t_top, t_other)[0]
+        held_z[a] = _predict(z_fold[one], m.base[one], t_top, t_other, pairs)[0]
         t_pi = _fit_per_impact(z_fold, m, train)
         with np.errstate(invalid="ignore"):
             held_pi[a] = m.base[a] | ((z_fold[a] >= t_pi) & ~np.isnan(z_fold[a]))

@@ -105,7 +105,17 @@ def tag_story(
         mentioned = {
             name: len(matches) for (kind, name), matches in found.text.items() if kind == "impact"
         }
-        tags.extend(semantic_tags(scores, calibration, passage_texts, mentioned))
+        tagged = {t.tag for t in tags if t.kind == "impact" and not t.free}
+        tags.extend(
+            semantic_tags(
+                scores,
+                calibration,
+                passage_texts,
+                mentioned,
+                tagged=tagged,
+                exclusive=taxonomy.exclusive_impacts,
+            )
+        )
     return StoryTags(tuple(tags), frozenset(mentioned_keys(taxonomy, story, found)), state)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -98,14 +98,26 @@ def standardise(scores: SemanticScores, calibration: Calibration) -> dict[str, f
     }
 
 
-def semantic_decisions(z: Mapping[str, float], top: float, other: float) -> dict[str, float]:
+def semantic_decisions(
+    score: Mapping[str, float],
+    top: float,
+    other: float,
+    *,
+    tagged: Collection[str] = (),
+    exclusive: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, float]:
     """The impacts to tag, each with the threshold it passed: the best-ranked one against `top`,
-    the rest against `other`."""
-    ranked = sorted(z, key=lambda i: (-z[i], i))
+    the rest against `other`. An impact exclusive with one already `tagged` (by the list, a
+    title or a statement) or with a better-scored chosen one is left out."""
+    exclusive = exclusive or {}
+    ranked = sorted(score, key=lambda i: (-score[i], i))
     chosen: dict[str, float] = {}
     for rank, impact in enumerate(ranked):
         threshold = top if rank == 0 else other
-        if z[impact] >= threshold:
+        rivals = exclusive.get(impact, ())
+        if any(r in tagged or r in chosen for r in rivals):
+            continue
+        if score[impact] >= threshold:
             chosen[impact] = threshold
     return chosen
 
@@ -115,15 +127,21 @@ def semantic_tags(
     calibration: Calibration,
     passage_texts: Mapping[int, str],
     mentions: Mapping[str, int],
+    *,
+    tagged: Collection[str] = (),
+    exclusive: Mapping[str, Collection[str]] | None = None,
 ) -> list[Tag]:
     """Impacts whose score (z of the best passage, and the impact's alias mentions in the text,
-    weighted as the calibration fitted them) passes the thresholds."""
+    weighted as the calibration fitted them) passes the thresholds; see semantic_decisions for
+    `tagged` and `exclusive`."""
     z = standardise(scores, calibration)
     score = {impact: calibration.score(v, mentions.get(impact, 0)) for impact, v in z.items()}
     where = dict(zip(scores.impacts, scores.passage_ids, strict=True))
     tags = []
     for impact, threshold in sorted(
-        semantic_decisions(score, calibration.top, calibration.other).items()
+        semantic_decisions(
+            score, calibration.top, calibration.other, tagged=tagged, exclusive=exclusive
+        ).items()
     ):
         confidence = 1.0 / (
             1.0 + math.exp(-SEMANTIC_CONFIDENCE_SLOPE * (score[impact] - threshold))
