@@ -34,7 +34,7 @@ test: lint browser
 	$(BIN)/python -m pytest
 
 demo: setup
-	$(BIN)/mlopsmortem demo --db demo.db
+	$(BIN)/mlopsmortem demo --db demo.db --open
 
 bench: setup
 	$(BIN)/python bench/quality.py

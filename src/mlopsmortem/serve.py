@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import socket
+import sys
+import threading
+import time
 import webbrowser
 from pathlib import Path
 from typing import Any
@@ -88,6 +93,42 @@ def _run_startup(datasette: Datasette) -> None:
         loop.close()
 
 
+def graphical_display() -> bool:
+    """Whether a browser opened from here would show a window: on Linux and the BSDs only with
+    an X or Wayland display (without one, webbrowser falls back to console browsers such as
+    lynx, which would take over the terminal the server logs to)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def open_when_ready(
+    url: str, host: str, port: int, *, timeout: float = 60.0
+) -> threading.Thread | None:
+    """Open a browser on `url` from a background thread once the server accepts connections
+    (opening it before uvicorn listens would show an error page); without a graphical display
+    say where to point a browser instead."""
+    if not graphical_display():
+        print(f"no graphical display here: open {url} in a browser", flush=True)
+        return None
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            return  # the server never came up; it reports why itself
+        webbrowser.open(url)
+
+    thread = threading.Thread(target=wait_then_open, name="mlopsmortem-open", daemon=True)
+    thread.start()
+    return thread
+
+
 def serve(
     settings: Settings, *, host: str, port: int, open_browser: bool, path: str = SEARCH_PATH
 ) -> None:
@@ -100,5 +141,5 @@ def serve(
     if not settings.quiet:
         print(f"serving {settings.db_path} at {url}  (Ctrl-C to stop)", flush=True)
     if open_browser:
-        webbrowser.open(url)
+        open_when_ready(url, host, port)
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
