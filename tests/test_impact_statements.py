@@ -46,10 +46,26 @@ def taxonomy():
         ("Jobs usually finish within three days.", None),
         ("The outage taught us a lot about retries.", None),
         ("Two engineers reviewed the change.", None),
+        ("Multiple engineers worked in shifts throughout the weekend.", "lost-engineering-time"),
+        # excluded by the sentence around the match, or not matched at all
+        ("Our SLO allows 43 minutes of downtime per month.", None),
+        ("We scheduled 2 hours of downtime for the database migration.", None),
+        ("Customers in eu-west-1 saw 20 minutes of downtime while the rest were fine.", None),
+        ("One replica was down for 2 hours but traffic failed over.", None),
+        ("A single node was unreachable for 15 minutes.", None),
+        ("The staging cluster was offline for 3 days.", None),
+        ("Conversion was down 12% for 3 hours.", None),
+        ("The pods were unavailable for 2 min during the rollout, as designed.", None),
+        ("One of the engineers noticed that the training job took 12 hours.", None),
+        ("Two teams lost access to the dashboard for several hours.", None),
+        ("A few people lost their sessions for two hours.", None),
+        ("The team weeks later found the bug.", None),
+        ("We estimate the migration will take 40 engineer-hours.", None),
+        ("Automation saves us about 10 engineer-days per quarter.", None),
     ],
 )
 def test_statements_table(taxonomy, sentence, expected):
-    found = {m.tag for m in find_statements(taxonomy.statement_patterns, sentence)}
+    found = {m.tag for m in find_statements(taxonomy.statement_rules, sentence)}
     assert found == ({expected} if expected else set())
 
 
@@ -100,6 +116,7 @@ def test_adding_a_statement_retags_only_the_stories_it_matches(tag_settings):
         ("['(unclosed']", "statement 1 is not a valid regular expression"),
         ("['a?']", "statement 1 matches the empty string"),
         ("'not a list'", "`statements` must be a list of non-empty strings"),
+        ("['x']\nstatement_exclude = ['[z-a]']", "statement exclusion 1 is not a valid"),
     ],
 )
 def test_bad_statements_are_taxonomy_errors_naming_the_entry(tmp_path, statements, message):
@@ -111,3 +128,9 @@ def test_bad_statements_are_taxonomy_errors_naming_the_entry(tmp_path, statement
     with pytest.raises(TaxonomyError, match=message) as caught:
         load_taxonomy(path)
     assert "impact #1 ('Outage')" in str(caught.value)
+
+
+def test_an_exclusion_drops_a_statement_only_in_its_own_sentence(taxonomy):
+    text = "We scheduled downtime for Friday. On Monday the API was down for 3 hours."
+    found = find_statements(taxonomy.statement_rules, text)
+    assert [m.alias for m in found] == ["was down for 3 hours"]

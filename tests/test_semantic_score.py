@@ -20,6 +20,9 @@ from mlopsmortem.tagging import (
 from mlopsmortem.tagging.logistic import fit_logistic, sigmoid
 from mlopsmortem.tagging.semantic import semantic_decisions, semantic_tags
 from mlopsmortem.taxonomy import TagMatch, TaxonomyError, load_taxonomy
+from tests.test_tagging import data_dir, model, tag_settings
+
+__all__ = ["data_dir", "model", "tag_settings"]  # fixtures used below
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 IMPACTS = ("outage", "lost-logs")
@@ -129,3 +132,45 @@ def test_the_shipped_taxonomy_makes_outage_and_partial_outage_exclusive(tmp_path
     )
     with pytest.raises(TaxonomyError, match="exclusive_with names 'partial'"):
         load_taxonomy(path)
+
+
+TOTAL_OUTAGE = (
+    "At 09:12 the whole platform went dark. Every request to the API failed, the website "
+    "returned nothing but errors and no customer anywhere could log in or use the product.\n\n"
+    "It was a complete outage of production: the service was down and unreachable for all "
+    "users until the database came back and traffic could be served again.\n\n"
+    "We restored the primary from a snapshot and brought the service back up."
+)
+
+
+def test_a_list_partial_outage_keeps_semantic_outage_off_until_exclusivity_is_removed(
+    tag_settings, model
+):
+    from mlopsmortem.embed import embed_passages
+    from mlopsmortem.passages import sync_passages
+    from mlopsmortem.tagging import story_tag_rows, tag_stories
+    from tests.test_tagging import S, build, edit_taxonomy
+
+    db = build(
+        tag_settings.db_path,
+        (
+            S("listed", "Platform incident", TOTAL_OUTAGE, impact=("partial outage",)),
+            S("other", "Kafka lag", "Kafka consumers fell behind on the events topic."),
+        ),
+    )
+    sync_passages(db, settings=tag_settings)
+    embed_passages(db, tag_settings, progress=False)
+    tag_stories(db, tag_settings)
+
+    def impacts(method: str) -> set[str]:
+        rows = story_tag_rows(db, "listed")
+        return {r["tag"] for r in rows if r["method"] == method and r["kind"] == "impact"}
+
+    assert impacts("list") == {"partial-outage"}
+    assert "outage" not in impacts("semantic")
+
+    # exclusivity is a property of the whole run: editing it re-tags every story
+    edit_taxonomy(tag_settings, 'exclusive_with = ["partial-outage"]\n', "")
+    report = tag_stories(db, tag_settings)
+    assert (report.tagged, report.revalidated) == (2, 0)
+    assert "outage" in impacts("semantic")

@@ -46,3 +46,15 @@ def test_without_a_display_the_address_is_printed_instead(monkeypatch, opened, c
     assert serve.open_when_ready("http://127.0.0.1:1/-/search", "127.0.0.1", 1) is None
     assert opened == []
     assert "open http://127.0.0.1:1/-/search in a browser" in capsys.readouterr().out
+
+
+def test_a_port_taken_by_another_program_opens_nothing(monkeypatch, opened):
+    monkeypatch.setattr(serve.sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":0")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        url = f"http://127.0.0.1:{port}/-/search"
+        assert serve.open_when_ready(url, "127.0.0.1", port) is None
+    assert opened == []

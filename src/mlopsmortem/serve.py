@@ -102,6 +102,14 @@ def graphical_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def open_when_ready(
     url: str, host: str, port: int, *, timeout: float = 60.0
 ) -> threading.Thread | None:
@@ -111,17 +119,18 @@ def open_when_ready(
     if not graphical_display():
         print(f"no graphical display here: open {url} in a browser", flush=True)
         return None
+    if _accepts(host, port):
+        # something else listens there already: the server will fail to bind and say so, and
+        # the browser would show that other program
+        return None
 
     def wait_then_open() -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((host, port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            return  # the server never came up; it reports why itself
+        while not _accepts(host, port):
+            if time.monotonic() > deadline:
+                print(f"the server did not answer within {timeout:.0f} s: open {url} later")
+                return
+            time.sleep(0.2)
         webbrowser.open(url)
 
     thread = threading.Thread(target=wait_then_open, name="mlopsmortem-open", daemon=True)

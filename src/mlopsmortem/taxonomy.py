@@ -12,14 +12,23 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from mlopsmortem.alias_matcher import SHORT_ALIAS_CHARS, Matcher, alias_key, tag_aliases
 from mlopsmortem.errors import MlopsmortemError
+from mlopsmortem.impact_statements import (
+    STATEMENT_PLACEHOLDERS,
+    StatementRule,
+    check_patterns,
+    find_statements,
+    statement_regex,
+    statement_rules,
+)
 from mlopsmortem.taxonomy_types import Component, Impact, TagKind, TagMatch
 
 CATEGORIES: tuple[str, ...] = (
@@ -46,29 +55,9 @@ _COMPONENT_KEYS = frozenset(
 )
 _IMPACT_KEYS = frozenset(
     {"id", "name", "description", "aliases", "case_sensitive_aliases", "list_only_aliases"}
-    | {"exclude", "statements", "exclusive_with"}
+    | {"exclude", "statements", "statement_exclude", "exclusive_with"}
 )
 _IMPACT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
-
-# Placeholders of impact `statements`, so that the patterns in the file stay readable. A
-# statement is matched case-insensitively within one sentence-like span of the text.
-STATEMENT_PLACEHOLDERS: dict[str, str] = {
-    "<COUNT>": r"(?:\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|several|many"
-    r"|multiple|a few|dozens of|hundreds of)",
-    "<PEOPLE>": r"(?:engineers?|developers?|researchers?|people|SREs?|team members?"
-    r"|data scientists?|of us|teams|staff)",
-    "<SPAN>": r"(?:hours?|days?|weeks?|months?|nights?|weekends?|evenings?|sprints?|quarters?)",
-    "<DURATION>": r"(?:about\s+|roughly\s+|around\s+|nearly\s+|almost\s+|over\s+|more than\s+"
-    r"|approximately\s+|~\s*)?\d+(?:[.,]\d+)?\s*(?:h|hrs?|hours?|min|mins|minutes?|days?)\b",
-}
-_PLACEHOLDER = re.compile("|".join(re.escape(k) for k in STATEMENT_PLACEHOLDERS))
-
-
-def statement_regex(source: str) -> re.Pattern[str]:
-    """An impact statement as a compiled pattern; raises re.error when it is not valid."""
-    expanded = _PLACEHOLDER.sub(lambda m: STATEMENT_PLACEHOLDERS[m.group(0)], source)
-    return re.compile(expanded, re.IGNORECASE)
 
 
 class TaxonomyError(MlopsmortemError):
@@ -102,33 +91,19 @@ class Taxonomy:
         return next((i for i in self.impacts if i.id == impact_id), None)
 
     @cached_property
-    def exclusive_impacts(self) -> dict[str, frozenset[str]]:
+    def exclusive_impacts(self) -> Mapping[str, frozenset[str]]:
         """Impact id -> the impacts a story cannot also have (`exclusive_with`, both ways)."""
         pairs: dict[str, set[str]] = {}
         for impact in self.impacts:
             for other in impact.exclusive_with:
                 pairs.setdefault(impact.id, set()).add(other)
                 pairs.setdefault(other, set()).add(impact.id)
-        return {k: frozenset(v) for k, v in pairs.items()}
+        return MappingProxyType({k: frozenset(v) for k, v in pairs.items()})
 
     @cached_property
-    def statement_patterns(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
-        """(impact id, compiled statement) for every impact statement, in file order."""
-        return statement_patterns(self.impacts)
-
-
-def statement_patterns(impacts: Iterable[Impact]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    return tuple((i.id, statement_regex(source)) for i in impacts for source in i.statements)
-
-
-def find_statements(patterns: Iterable[tuple[str, re.Pattern[str]]], text: str) -> list[TagMatch]:
-    """Every impact statement in text, in text order; `alias` is the matched text."""
-    found = [
-        TagMatch("impact", impact_id, m.group(0), m.start(), m.end())
-        for impact_id, pattern in patterns
-        for m in pattern.finditer(text)
-    ]
-    return sorted(found, key=lambda m: (m.start, m.end, m.tag))
+    def statement_rules(self) -> tuple[StatementRule, ...]:
+        """Every impact statement, compiled with its impact's exclusions, in file order."""
+        return statement_rules(self.impacts)
 
 
 def load_taxonomy(path: Path) -> Taxonomy:
@@ -261,24 +236,19 @@ def _impact(path: Path, number: int, entry: dict[str, Any]) -> Impact:
         case_sensitive_aliases=_strings(where, entry, "case_sensitive_aliases"),
         list_only_aliases=_strings(where, entry, "list_only_aliases"),
         exclude=_strings(where, entry, "exclude"),
-        statements=_statements(where, entry),
+        statements=_patterns(where, entry, "statements", "statement"),
+        statement_exclude=_patterns(where, entry, "statement_exclude", "statement exclusion"),
         exclusive_with=_strings(where, entry, "exclusive_with"),
     )
 
 
-def _statements(where: str, entry: dict[str, Any]) -> tuple[str, ...]:
-    value = entry.get("statements", [])
+def _patterns(where: str, entry: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
+    value = entry.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise TaxonomyError(f"{where}: `statements` must be a list of non-empty strings")
-    for number, source in enumerate(value, 1):
-        try:
-            pattern = statement_regex(source)
-        except re.error as exc:
-            raise TaxonomyError(
-                f"{where}: statement {number} is not a valid regular expression: {exc}"
-            ) from exc
-        if pattern.search(""):
-            raise TaxonomyError(f"{where}: statement {number} matches the empty string")
+        raise TaxonomyError(f"{where}: `{key}` must be a list of non-empty strings")
+    problem = check_patterns(value, what)
+    if problem:
+        raise TaxonomyError(f"{where}: {problem}")
     return tuple(value)
 
 
@@ -332,9 +302,11 @@ __all__ = [
     "TaxonomyError",
     "alias_key",
     "find_mentions",
+    "STATEMENT_PLACEHOLDERS",
+    "StatementRule",
     "find_statements",
     "load_taxonomy",
     "map_list_item",
-    "statement_patterns",
     "statement_regex",
+    "statement_rules",
 ]

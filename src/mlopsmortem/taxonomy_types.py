@@ -33,7 +33,8 @@ class Component:
 class Impact:
     """A kind of consequence; `description` is written for embedding similarity; `statements`
     are regular expressions (as written in the file, placeholders unexpanded) for sentences
-    that state the impact happened, such as "three engineers spent two days"."""
+    that state the impact happened, such as "three engineers spent two days" (see
+    mlopsmortem.impact_statements)."""
 
     id: str
     name: str
@@ -43,6 +44,7 @@ class Impact:
     list_only_aliases: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     statements: tuple[str, ...] = ()
+    statement_exclude: tuple[str, ...] = ()  # a statement in a sentence matching one is dropped
     exclusive_with: tuple[str, ...] = ()  # impact ids a story cannot also have (outage vs partial)
 
     @property

@@ -10,10 +10,10 @@
   rule precision 0.99 / recall 0.92, against 0.89 / 0.97 at 1 and 1.00 / 0.85 at 3; see
   `calibrate`). Impacts count from the title, not from alias mentions in the text: their
   aliases are everyday words ("timeouts", "rolled back", "overload"), which measured 0.49
-  precision in running text against 1.0 (4 of 4) in titles. In the text an impact counts when
-  one of its `statements` matches (`taxonomy.find_statements`): a pattern for a sentence that
-  says the impact happened ("three engineers spent most of two days", "was down for 3
-  hours"); on the demo gold they tagged 13 impacts, none wrong.
+  precision in running text against 1.0 (4 of 4) in titles. In the text an impact counts
+  when one of its `statements` matches (`impact_statements.find_statements`): a pattern for a
+  sentence that says the impact happened ("three engineers spent most of two days", "was down
+  for 3 hours"), unless the sentence matches one of its `statement_exclude` patterns.
 * **semantic**: impacts from the stored passage embeddings. Each impact's description is split
   into sentences and embedded once per run; a passage's similarity to an impact is its best
   cosine with those sentences, minus the passage's mean similarity to all semantic impacts
@@ -26,7 +26,7 @@
   thresholds, statistics and `component_min_mentions` live in
   `data/tagging_calibration.json`, fitted by `calibrate` on the demo corpus's gold tags with
   leave-one-story-out figures beside the in-sample ones (impact F1 of all methods 0.76
-  in-sample, 0.73 held out; z thresholds alone 0.77 and 0.71; one z threshold per impact
+  in-sample, 0.73 held out; z thresholds alone 0.77 and 0.72; one z threshold per impact
   0.80 in-sample but 0.66 held out).
   An impact without a positive example there (no-user-impact) is not tagged semantically.
   Card passages are not used: a card lists the story's own tags, which would feed the tagger
@@ -43,10 +43,11 @@ taxonomy version the story was tagged under and every tag its text or list items
 (whatever the count). A story whose fingerprint changed is re-tagged. When only the taxonomy
 changed, its entries are compared with those of the story's version (kept in `meta` under
 `tagging_taxonomy:<version>`): a story is re-tagged only if it mentioned a changed entry or
-its text or list items match a changed entry's new aliases or exclusions; the others just get
-the new version stamped on their rows. An impact description change alters the fingerprint of
-every story (it moves every semantic score); a reordering of the taxonomy re-tags every story
-too (order breaks ties between aliases).
+its text or list items match a changed entry's new aliases, exclusions or statements; the
+others just get the new version stamped on their rows. An impact description change alters the
+fingerprint of every story (it moves every semantic score), and so does a change to impact
+exclusivity (`exclusive_with`) or the statement placeholders; a reordering of the taxonomy
+re-tags every story too (order breaks ties between aliases).
 
 Modules, in dependency order: `tags` (Tag, StoryTags, TaggingError), `inputs` (what the methods
 read, and its fingerprint), `listtags`, `rules`, `calibration` (the calibration file),

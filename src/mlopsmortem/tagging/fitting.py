@@ -4,7 +4,7 @@ thresholds on gold tags with leave-one-story-out figures beside the in-sample on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -24,6 +24,7 @@ from mlopsmortem.tagging.semantic import (
     SemanticScores,
     impact_prototypes,
     load_vectors,
+    semantic_decisions,
     story_semantic_scores,
 )
 from mlopsmortem.tagging.tags import Tag, TaggingError
@@ -145,6 +146,8 @@ class _ImpactMatrix:
     extra_base_hits: np.ndarray  # per story: base impacts outside the semantic set that are gold
     extra_base_misses: np.ndarray  # ... that are not gold
     mentions: np.ndarray  # log(1 + the impact's alias mentions in the story's text)
+    impacts: tuple[str, ...]  # the columns
+    base_sets: tuple[frozenset[str], ...]  # per story: every base impact, semantic or not
 
 
 def _impact_matrix(
@@ -179,7 +182,17 @@ def _impact_matrix(
                 hits[a] += 1
             else:
                 misses[a] += 1
-    return _ImpactMatrix(raw, y, base, extra_gold, hits, misses, mentions)
+    return _ImpactMatrix(
+        raw,
+        y,
+        base,
+        extra_gold,
+        hits,
+        misses,
+        mentions,
+        tuple(impacts),
+        tuple(frozenset(analyses[sid].base_impacts()) for sid in order),
+    )
 
 
 def _zscores(raw: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,24 +224,27 @@ def _ranks(z: np.ndarray) -> np.ndarray:
 
 
 def _predict(
-    z: np.ndarray,
-    base: np.ndarray,
+    score: np.ndarray,
+    m: _ImpactMatrix,
+    rows: np.ndarray,
     top: float,
     other: float,
-    exclusive: Sequence[tuple[int, int]] = (),
+    exclusive: Mapping[str, Collection[str]],
 ) -> np.ndarray:
-    """base | semantic, as `semantic_decisions` decides: pairs of exclusive impacts (column
-    indexes) never both come from the semantic step."""
-    ranks = _ranks(z)
-    with np.errstate(invalid="ignore"):
-        semantic = np.where(ranks == 0, z >= top, z >= other) & ~np.isnan(z)
-    for j, k in exclusive:
-        semantic[:, j] &= ~base[:, k]
-        semantic[:, k] &= ~base[:, j]
-        j_first = ranks[:, j] < ranks[:, k]
-        semantic[:, k] &= ~(j_first & semantic[:, j])
-        semantic[:, j] &= ~(~j_first & semantic[:, k])
-    return base | semantic
+    """base | semantic for `rows` (`score` holds those rows only), decided by
+    `semantic_decisions` itself, as at tag time: ranks, ties and exclusive impacts alike."""
+    predicted = m.base[rows].copy()
+    column = {impact: j for j, impact in enumerate(m.impacts)}
+    for r, a in enumerate(rows):
+        values = {
+            impact: float(score[r, j])
+            for j, impact in enumerate(m.impacts)
+            if not np.isnan(score[r, j])
+        }
+        chosen = semantic_decisions(values, top, other, tagged=m.base_sets[a], exclusive=exclusive)
+        for impact in chosen:
+            predicted[r, column[impact]] = True
+    return predicted
 
 
 def _fit_thresholds(
@@ -352,22 +368,14 @@ def calibrate(
     first = analyses[scored[0]].scores
     impacts = list(first.impacts) if first is not None else []
     m = _impact_matrix(analyses, gold_impacts, order, impacts)
-    column = {impact: j for j, impact in enumerate(impacts)}
-    pairs = sorted(
-        {
-            tuple(sorted((column[a], column[b])))
-            for a, rivals in taxonomy.exclusive_impacts.items()
-            for b in rivals
-            if a in column and b in column
-        }
-    )
+    exclusive = taxonomy.exclusive_impacts
     mean, std, z = _zscores(m.raw, rows_all)
     params = _fit_score(z, m, rows_all)
     score = _apply_score(z, m, params)
     top, other, _ = _fit_thresholds(score, m, rows_all)
-    in_pred = _predict(score, m.base, top, other, pairs)
+    in_pred = _predict(score, m, rows_all, top, other, exclusive)
     z_top, z_other, _ = _fit_thresholds(z, m, rows_all)
-    in_z = _predict(z, m.base, z_top, z_other, pairs)
+    in_z = _predict(z, m, rows_all, z_top, z_other, exclusive)
     per_impact = _fit_per_impact(z, m, rows_all)
     with np.errstate(invalid="ignore"):
         in_pi = m.base | ((z >= per_impact) & ~np.isnan(z))
@@ -381,9 +389,9 @@ def calibrate(
         _, _, z_fold = _zscores(m.raw, train)
         score_fold = _apply_score(z_fold, m, _fit_score(z_fold, m, train))
         t_top, t_other, _ = _fit_thresholds(score_fold, m, train)
-        held[a] = _predict(score_fold[one], m.base[one], t_top, t_other, pairs)[0]
+        held[a] = _predict(score_fold[one], m, rows_all[one], t_top, t_other, exclusive)[0]
         t_top, t_other, _ = _fit_thresholds(z_fold, m, train)
-        held_z[a] = _predict(z_fold[one], m.base[one], t_top, t_other, pairs)[0]
+        held_z[a] = _predict(z_fold[one], m, rows_all[one], t_top, t_other, exclusive)[0]
         t_pi = _fit_per_impact(z_fold, m, train)
         with np.errstate(invalid="ignore"):
             held_pi[a] = m.base[a] | ((z_fold[a] >= t_pi) & ~np.isnan(z_fold[a]))

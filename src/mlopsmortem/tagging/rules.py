@@ -71,7 +71,7 @@ def find_story_mentions(taxonomy: Taxonomy, story: StoryInput) -> Mentions:
     for match in find_mentions(taxonomy, story.text):
         text.setdefault((match.kind, match.tag), []).append(match)
     statements: dict[tuple[TagKind, str], list[TagMatch]] = {}
-    for match in find_statements(taxonomy.statement_patterns, story.text):
+    for match in find_statements(taxonomy.statement_rules, story.text):
         statements.setdefault((match.kind, match.tag), []).append(match)
     return Mentions(
         MappingProxyType(title),

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 SEMANTIC_SNIPPET_CHARS = 240
-# Semantic confidence: a logistic of (z - threshold), so exactly 0.5 at the threshold.
+# Semantic confidence: a logistic of (score - threshold), so exactly 0.5 at the threshold.
 SEMANTIC_CONFIDENCE_SLOPE = 2.0
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -18,13 +17,15 @@ from mlopsmortem.tagging.calibration import Calibration, descriptions_digest
 from mlopsmortem.tagging.inputs import StoryInput, chunks
 from mlopsmortem.tagging.tags import StoryTags, Tag
 from mlopsmortem.taxonomy import (
+    STATEMENT_PLACEHOLDERS,
     Component,
     Impact,
     Matcher,
+    StatementRule,
     TagKind,
     Taxonomy,
     find_statements,
-    statement_patterns,
+    statement_rules,
 )
 
 #: Bump when what a method outputs for the same input changes: every story is re-tagged.
@@ -68,7 +69,7 @@ class TaxonomyChange:
 
     keys: frozenset[str]
     matcher: Matcher | None
-    statements: tuple[tuple[str, re.Pattern[str]], ...] = ()  # of the changed impacts
+    statements: tuple[StatementRule, ...] = ()  # of the changed impacts
 
     def touches(self, story: StoryInput, mentioned: Iterable[str]) -> bool:
         if self.keys.intersection(mentioned):
@@ -105,7 +106,7 @@ def taxonomy_change(old: Mapping[str, Any] | None, taxonomy: Taxonomy) -> Taxono
     return TaxonomyChange(
         frozenset(keys),
         Matcher.build(changed) if changed else None,
-        statement_patterns(changed_impacts),
+        statement_rules(changed_impacts),
     )
 
 
@@ -131,7 +132,21 @@ def stored_states(db: sqlite_utils.Database) -> dict[str, StoredState]:
 
 
 def run_key(taxonomy: Taxonomy, calibration: Calibration, model: str) -> str:
-    return json.dumps([METHOD_VERSION, calibration.digest, model, descriptions_digest(taxonomy)])
+    """What every story's tags depend on beyond its own inputs and mentions: a change re-tags
+    every story. Impact exclusivity is here (not in the per-entry change detection) because it
+    changes what the semantic step decides for stories that name neither impact; the statement
+    placeholders because they change what every statement matches."""
+    exclusive = sorted((k, sorted(v)) for k, v in taxonomy.exclusive_impacts.items())
+    return json.dumps(
+        [
+            METHOD_VERSION,
+            calibration.digest,
+            model,
+            descriptions_digest(taxonomy),
+            exclusive,
+            sorted(STATEMENT_PLACEHOLDERS.items()),
+        ]
+    )
 
 
 def write_batch(
