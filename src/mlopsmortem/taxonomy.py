@@ -3,8 +3,9 @@
 `data/taxonomy.toml` holds `[[component]]` and `[[impact]]` tables. This module loads it into a
 frozen `Taxonomy` and maps text onto canonical tags; it touches no database.
 
-The matching rules are in `mlopsmortem.alias_matcher`; the data types in
-`mlopsmortem.taxonomy_types`. Both are re-exported here.
+The matching rules are in `mlopsmortem.alias_matcher`, impact statements in
+`mlopsmortem.impact_statements`, the data types in `mlopsmortem.taxonomy_types`; all are
+re-exported here.
 """
 
 from __future__ import annotations

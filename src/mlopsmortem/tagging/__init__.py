@@ -52,7 +52,8 @@ re-tags every story too (order breaks ties between aliases).
 Modules, in dependency order: `tags` (Tag, StoryTags, TaggingError), `inputs` (what the methods
 read, and its fingerprint), `listtags`, `rules`, `calibration` (the calibration file),
 `semantic`, `store` (tags, facet arrays, `tag_inputs` and taxonomy versions in the database),
-`run` (`tag_stories`) and `fitting` (`calibrate`, `analyse_stories`).
+`run` (`tag_stories`), `logistic` (the score's fit) and `fitting` (`calibrate`,
+`analyse_stories`).
 """
 
 from mlopsmortem.tagging.calibration import (
