@@ -29,6 +29,7 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
 """
 
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -228,14 +229,20 @@ def _active_filters(datasette: Any, params: Params) -> list[dict[str, str]]:
 
 
 def _error_response(datasette: Any, message: str, status: int) -> Response:
-    response = Response.json({"ok": False, "error": message, "status": status}, status=status)
-    if datasette.cors:
-        add_cors_headers(response.headers)
-    return response
+    return _json_response(datasette, {"ok": False, "error": message, "status": status}, status)
 
 
-def _json_response(datasette: Any, data: dict[str, Any]) -> Response:
-    response = Response.json(data, default=str)
+def _json_response(datasette: Any, data: dict[str, Any], status: int = 200) -> Response:
+    """Response.json(data, default=str), with a Content-Length: the server then frames the body
+    by its length instead of in chunks, which saves a write (and a wake-up of the client) for
+    the closing chunk of every response."""
+    body = json.dumps(data, default=str).encode("utf-8")
+    response = Response(
+        body,
+        status=status,
+        headers={"content-length": str(len(body))},
+        content_type="application/json; charset=utf-8",
+    )
     if datasette.cors:
         add_cors_headers(response.headers)
     return response

@@ -9,7 +9,8 @@ Caches, all explicit and per process:
   `conn.total_changes` (moves on this connection's writes); only when one moved does it look at
   `count(*), max(rowid)` of `embeddings`, and it reloads only when those moved too (embed.py
   gives every written embedding a new, higher rowid).
-* `embed_query` (functools.lru_cache, 1024 entries) keyed by (model, query text).
+* `embed_query` (least recently used, 1024 entries) keyed by (model, query text);
+  `cached_query_vector` looks a vector up without computing it.
 * the model itself, via `embed.load_model`.
 
 The scans (`semantic_stories`, `semantic_passages`) are exact: every row of the matrix is scored.
@@ -36,16 +37,37 @@ from mlopsmortem.settings import DEFAULT_MODEL
 # --------------------------------------------------------------------------- query embedding
 
 
-@lru_cache(maxsize=1024)
-def _embed_query_cached(model_name: str, text: str) -> np.ndarray:
-    vector = encode_texts(load_model(model_name), [text], batch_size=1)[0]
-    vector.setflags(write=False)
-    return vector
+QUERY_CACHE_SIZE = 1024
+_query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_query_lock = threading.Lock()
+
+
+def cached_query_vector(text: str, model_name: str = DEFAULT_MODEL) -> np.ndarray | None:
+    """The vector embed_query(text, model_name) would return, if it is in the cache; else None.
+
+    Never loads the model nor embeds: the plugin asks this before handing a query to a worker
+    thread to embed, and skips that thread hop when the vector is already here."""
+    key = (model_name, text)
+    with _query_lock:
+        vector = _query_vectors.get(key)
+        if vector is not None:
+            _query_vectors.move_to_end(key)
+        return vector
 
 
 def embed_query(text: str, model_name: str = DEFAULT_MODEL) -> np.ndarray:
     """The normalised query vector, cached per process by (model, text); read-only."""
-    return _embed_query_cached(model_name, text)
+    vector = cached_query_vector(text, model_name)
+    if vector is not None:
+        return vector
+    vector = encode_texts(load_model(model_name), [text], batch_size=1)[0]
+    vector.setflags(write=False)
+    with _query_lock:
+        # a concurrent call may have embedded the same text meanwhile: keep the first vector
+        vector = _query_vectors.setdefault((model_name, text), vector)
+        while len(_query_vectors) > QUERY_CACHE_SIZE:
+            _query_vectors.popitem(last=False)
+    return vector
 
 
 # --------------------------------------------------------------------------- vector index

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from datasette.utils import tilde_encode
+from datasette.utils import PrefixedUrlString, tilde_encode
 
 from mlopsmortem.embed import decode_vector, load_model
 from mlopsmortem.errors import MlopsmortemError
@@ -70,6 +70,10 @@ class State:
     settings: Settings
     time_limit_ms: int
     warm: bool
+    # The prefixes of every hit's links, built once instead of per hit (base_url and the
+    # database's route are fixed for the life of a Datasette instance)
+    stories_url: str  # datasette.urls.table(database, "stories")
+    similar_url: str  # datasette.urls.path("-/similar/")
     warm_started: bool = False
 
 
@@ -113,6 +117,8 @@ async def kb_state(datasette: Any) -> State | None:
         settings=settings,
         time_limit_ms=int(config.get("time_limit_ms") or datasette.setting("sql_time_limit_ms")),
         warm=bool(config.get("warm", True)),
+        stories_url=str(datasette.urls.table(found.name, "stories")),
+        similar_url=str(datasette.urls.path("-/similar/")),
     )
     _STATES[datasette] = state
     return state
@@ -277,12 +283,19 @@ def safe_href(url: Any) -> str | None:
 
 
 def story_path(datasette: Any, state: State, story_id: str) -> str:
-    return datasette.urls.row(state.database, "stories", tilde_encode(story_id))
+    """datasette.urls.row(state.database, "stories", tilde_encode(story_id)), the same string."""
+    return PrefixedUrlString(f"{state.stories_url}/{tilde_encode(story_id)}")
 
 
 def similar_path(datasette: Any, story_id: str, json: bool = False) -> str:
     quoted = urllib.parse.quote(story_id, safe="")
     return datasette.urls.path(f"-/similar/{quoted}" + (".json" if json else ""))
+
+
+def _hit_similar_path(state: State, story_id: str, json: bool = False) -> str:
+    """similar_path(datasette, story_id, json), the same string, from the prefix in `state`."""
+    quoted = urllib.parse.quote(story_id, safe="")
+    return PrefixedUrlString(state.similar_url + quoted + (".json" if json else ""))
 
 
 def search_url(datasette: Any, params: Params, *, json: bool = False, **changes: Any) -> str:
@@ -303,7 +316,7 @@ def feed_url(datasette: Any, params: Params) -> str:
 def hit_dict(datasette: Any, state: State, hit: Any) -> dict[str, Any]:
     data = hit.to_dict()
     data["story_url"] = story_path(datasette, state, hit.id)
-    data["similar_url"] = similar_path(datasette, hit.id, json=True)
+    data["similar_url"] = _hit_similar_path(state, hit.id, json=True)
     return data
 
 
@@ -312,7 +325,7 @@ def hit_view(datasette: Any, state: State, hit: Any, params: Params | None) -> d
     `snippet_marked`, which the library already escaped."""
     view = hit.to_dict()
     view["story_url"] = story_path(datasette, state, hit.id)
-    view["similar_url"] = similar_path(datasette, hit.id)
+    view["similar_url"] = _hit_similar_path(state, hit.id)
     view["href"] = safe_href(hit.url)
     chips = []
     for kind, values in (("component", hit.components), ("impact", hit.impacts)):

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from mlopsmortem.errors import SearchError
 from mlopsmortem.search import search, similar, story_filter_sql
+from mlopsmortem.vector_index import cached_query_vector
 from mlopsmortem.web import (
     SIMILAR_ON_ROW_PAGE,
     BadRequest,
@@ -78,8 +79,13 @@ async def execute(
 
 
 async def embed_first(state: State, params: Params) -> None:
-    """Embed the query outside the SQL threads; search() then finds the vector in its cache."""
+    """Embed the query outside the SQL threads; search() then finds the vector in its cache.
+
+    A query whose vector is cached already (a repeated search, the next page) skips the hop
+    to a worker thread and back."""
     if params.q and params.mode != "keyword":
+        if cached_query_vector(params.q, state.settings.model_name) is not None:
+            return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, query_vector, params.q, state.settings.model_name)
 
