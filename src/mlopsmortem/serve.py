@@ -151,4 +151,13 @@ def serve(
         print(f"serving {settings.db_path} at {url}  (Ctrl-C to stop)", flush=True)
     if open_browser:
         open_when_ready(url, host, port)
-    uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+    # http="auto" picks httptools (a dependency) over h11; no access log: at log level warning
+    # nothing would print it, yet its arguments were formatted for every request
+    uvicorn.run(
+        datasette.app(),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
