@@ -13,7 +13,8 @@ each mode:
 
   library      search(db, q, settings=..., mode=..., limit=n + 1) on a plain connection, as the
                plugin calls it (concurrent: one connection per thread)
-  in-process   Datasette([db], plugins_dir=plugins).client.get("/-/search.json?...")
+  in-process   serve.build_datasette(settings).client.get("/-/search.json?..."): the Datasette
+               instance `mlopsmortem serve` runs, called without HTTP
   http         a real `mlopsmortem serve` (uvicorn) subprocess, httpx over loopback
 
 sequential = --requests requests one after another; concurrent = --clients clients sharing
@@ -57,7 +58,6 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.* (in serve_kb)
 
-from datasette.app import Datasette  # noqa: E402
 from serve_kb import (  # noqa: E402  (bench/ is on sys.path)
     VARIANTS,
     FreshQueries,
@@ -71,10 +71,9 @@ from serve_kb import (  # noqa: E402  (bench/ is on sys.path)
 from mlopsmortem.db import open_db  # noqa: E402
 from mlopsmortem.embed import load_model  # noqa: E402
 from mlopsmortem.search import embed_query, search, vector_index  # noqa: E402
-from mlopsmortem.serve import DATASETTE_SETTINGS, load_metadata  # noqa: E402
+from mlopsmortem.serve import build_datasette  # noqa: E402
 from mlopsmortem.settings import Settings  # noqa: E402
 
-PLUGINS = ROOT / "plugins"
 N = 10  # results per page, the plugin's default
 
 
@@ -250,12 +249,7 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
             search(db, q, settings=settings, mode=mode, limit=N + 1)
     vector_index(db, settings.model_name).refresh(db.conn)
     db.close()
-    ds = Datasette(
-        [str(path)],
-        plugins_dir=str(PLUGINS),
-        metadata=load_metadata(settings),
-        settings=DATASETTE_SETTINGS,
-    )
+    ds = build_datasette(settings)
     await ds.invoke_startup()
     for q in queries:
         for mode in args.modes:
