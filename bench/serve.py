@@ -108,7 +108,7 @@ from serve_kb import (  # noqa: E402  (bench/ is on sys.path)
 from mlopsmortem.db import open_db  # noqa: E402
 from mlopsmortem.embed import load_model  # noqa: E402
 from mlopsmortem.search import embed_query, search, vector_index  # noqa: E402
-from mlopsmortem.serve import build_datasette  # noqa: E402
+from mlopsmortem.serve import build_datasette, embed_queries_single_threaded  # noqa: E402
 from mlopsmortem.settings import Settings  # noqa: E402
 
 N = 10  # results per page, the plugin's default
@@ -361,6 +361,9 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    # one torch thread, as in the `mlopsmortem serve` subprocess: library, in-process and http
+    # then embed new queries alike
+    embed_queries_single_threaded()
     load_model()
     embed_query("the first call to the model is slower than the others")
     times = []

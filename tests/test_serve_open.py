@@ -1,4 +1,5 @@
-"""`serve --open`: the browser opens once the server listens, and never a console browser."""
+"""`mlopsmortem serve` set-up: `--open` opens the browser once the server listens (never a
+console browser), and queries are embedded on one torch thread."""
 
 from __future__ import annotations
 
@@ -58,3 +59,14 @@ def test_a_port_taken_by_another_program_opens_nothing(monkeypatch, opened):
         url = f"http://127.0.0.1:{port}/-/search"
         assert serve.open_when_ready(url, "127.0.0.1", port) is None
     assert opened == []
+
+
+def test_the_server_embeds_queries_on_one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        serve.embed_queries_single_threaded()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

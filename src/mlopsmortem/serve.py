@@ -138,12 +138,23 @@ def open_when_ready(
     return thread
 
 
+def embed_queries_single_threaded() -> None:
+    """One torch thread for this process. A server embeds one short query at a time, which a
+    single thread does faster (p50 10.4 ms against 12.1 with two, here) and without the stalls
+    of two OpenMP threads waiting on each other while another process keeps a core busy
+    (100-500 ms seen, against 9-22 ms with one thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def serve(
     settings: Settings, *, host: str, port: int, open_browser: bool, path: str = SEARCH_PATH
 ) -> None:
     """Run Datasette until interrupted; a crawl may update the database meanwhile (WAL)."""
     import uvicorn
 
+    embed_queries_single_threaded()
     datasette = build_datasette(settings)
     _run_startup(datasette)
     url = f"http://{host}:{port}{path}"
