@@ -48,11 +48,11 @@ from mlopsmortem.web import (
     Params,
     State,
     bounded_n,
-    kb_state,
     parse_params,
     safe_href,
     search_url,
     story_path,
+    visible_state,
 )
 from mlopsmortem.web_sql import embed_first, execute, library_connection, library_db
 
@@ -138,7 +138,7 @@ _NO_DATABASE = "No attached database has a `passages` table: nothing to publish.
 
 
 async def new_feed(datasette, request):
-    state = await kb_state(datasette)
+    state = await visible_state(datasette, request)
     if state is None:
         return _error(datasette, _NO_DATABASE, 404)
     try:
@@ -160,7 +160,7 @@ async def new_feed(datasette, request):
 async def tag_feed(datasette, request):
     kind = request.url_vars["kind"]  # the route allows only component and impact
     name = urllib.parse.unquote(request.url_vars["name"]).strip()
-    state = await kb_state(datasette)
+    state = await visible_state(datasette, request)
     if state is None:
         return _error(datasette, _NO_DATABASE, 404)
     try:
@@ -208,7 +208,7 @@ def _describe(params: Params) -> str:
 
 
 async def search_feed(datasette, request):
-    state = await kb_state(datasette)
+    state = await visible_state(datasette, request)
     if state is None:
         return _error(datasette, _NO_DATABASE, 404)
     try:

@@ -20,6 +20,9 @@ SQL functions (every connection)
   mm_embed(text)    the query vector BLOB of text with the configured model (lazily loaded)
   mm_model()        the name embeddings of the configured model are stored under
 
+Permissions: every route answers only an actor Datasette lets view the `stories` table (then
+its database, then the instance): `allow` rules in the metadata keep these pages private too.
+
 Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   database          name of the database to search (default: the first with a `passages` table)
   model             sentence-transformers model name or path (default all-MiniLM-L6-v2)
@@ -66,6 +69,7 @@ from mlopsmortem.web import (
     search_url,
     similar_path,
     story_path,
+    visible_state,
 )
 from mlopsmortem.web_sql import (
     dict_rows,
@@ -277,7 +281,7 @@ async def search_json(datasette, request):
 
 
 async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
-    state = await kb_state(datasette)
+    state = await visible_state(datasette, request)
     if state is None:
         return await _no_database(datasette, request, as_json)
     error, status = None, 200
@@ -369,7 +373,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
 async def similar_view(datasette, request):
     story_id = urllib.parse.unquote(request.url_vars["story_id"])
     as_json = bool(request.url_vars.get("ext"))
-    state = await kb_state(datasette)
+    state = await visible_state(datasette, request)
     if state is None:
         return await _no_database(datasette, request, as_json)
     try:

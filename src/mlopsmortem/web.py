@@ -124,6 +124,24 @@ async def kb_state(datasette: Any) -> State | None:
     return state
 
 
+async def visible_state(datasette: Any, request: Any) -> State | None:
+    """kb_state, once Datasette's own checks allow the request's actor to view the stories
+    table (then its database, then the instance): a knowledge base published with `allow`
+    rules stays private on the search, similar and feed pages too. Raises datasette.Forbidden
+    (a 403) otherwise."""
+    state = await kb_state(datasette)
+    if state is not None:
+        await datasette.ensure_permissions(
+            request.actor,
+            [
+                ("view-table", (state.database, "stories")),
+                ("view-database", state.database),
+                "view-instance",
+            ],
+        )
+    return state
+
+
 # --------------------------------------------------------------------------- model
 
 # Process-wide like the model cache of mlopsmortem.embed they guard: the lock makes concurrent
