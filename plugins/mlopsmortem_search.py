@@ -32,7 +32,6 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
 """
 
 import hashlib
-import json
 import logging
 import sqlite3
 import threading
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from datasette import hookimpl
-from datasette.utils import add_cors_headers, urlsafe_components
+from datasette.utils import urlsafe_components
 from datasette.utils.asgi import Response
 from jinja2 import FileSystemLoader
 
@@ -57,9 +56,11 @@ from mlopsmortem.web import (
     Params,
     State,
     bounded_n,
+    error_response,
     feed_url,
     hit_dict,
     hit_view,
+    json_response,
     kb_state,
     mm_cosine,
     parse_params,
@@ -232,33 +233,13 @@ def _active_filters(datasette: Any, params: Params) -> list[dict[str, str]]:
     return active
 
 
-def _error_response(datasette: Any, message: str, status: int) -> Response:
-    return _json_response(datasette, {"ok": False, "error": message, "status": status}, status)
-
-
-def _json_response(datasette: Any, data: dict[str, Any], status: int = 200) -> Response:
-    """Response.json(data, default=str), with a Content-Length: the server then frames the body
-    by its length instead of in chunks, which saves a write (and a wake-up of the client) for
-    the closing chunk of every response."""
-    body = json.dumps(data, default=str).encode("utf-8")
-    response = Response(
-        body,
-        status=status,
-        headers={"content-length": str(len(body))},
-        content_type="application/json; charset=utf-8",
-    )
-    if datasette.cors:
-        add_cors_headers(response.headers)
-    return response
-
-
 async def _no_database(datasette: Any, request: Any, as_json: bool) -> Response:
     message = (
         "No attached database has a `passages` table: build the knowledge base with "
         "`mlopsmortem crawl` and serve that file."
     )
     if as_json:
-        return _error_response(datasette, message, 404)
+        return error_response(datasette, message, 404)
     return Response.html(
         await datasette.render_template(
             "mlopsmortem_search.html",
@@ -311,7 +292,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         status = 503
     if as_json:
         if error:
-            return _error_response(datasette, error, status)
+            return error_response(datasette, error, status)
         next_url = None
         if more and params.offset + params.n <= MAX_OFFSET:
             next_url = datasette.absolute_url(
@@ -337,7 +318,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         }
         if params.facets:
             data["facets"] = facets
-        return _json_response(datasette, data)
+        return json_response(datasette, data)
     next_url = prev_url = None
     if more and params.offset + params.n <= MAX_OFFSET:
         next_url = search_url(datasette, params, offset=params.offset + params.n)
@@ -380,7 +361,7 @@ async def similar_view(datasette, request):
         n = bounded_n(request.args)
     except BadRequest as exc:
         if as_json:
-            return _error_response(datasette, str(exc), exc.status)
+            return error_response(datasette, str(exc), exc.status)
         return Response.text(str(exc), status=exc.status)
 
     def work(conn: sqlite3.Connection) -> tuple[Any, list[Any], str | None]:
@@ -403,7 +384,7 @@ async def similar_view(datasette, request):
         story, hits, note = await execute(datasette, state, work)
     except NotFoundError as exc:
         if as_json:
-            return _error_response(datasette, str(exc), 404)
+            return error_response(datasette, str(exc), 404)
         context = {"error": str(exc), "story": None, "hits": [], "mm_css": _css_context(datasette)}
         html = await datasette.render_template(
             "mlopsmortem_similar.html", context, request=request, view_name="mlopsmortem-similar"
@@ -411,11 +392,11 @@ async def similar_view(datasette, request):
         return Response.html(html, status=404)
     except BadRequest as exc:
         if as_json:
-            return _error_response(datasette, str(exc), exc.status)
+            return error_response(datasette, str(exc), exc.status)
         return Response.text(str(exc), status=exc.status)
     story["story_url"] = story_path(datasette, state, story_id)
     if as_json:
-        return _json_response(
+        return json_response(
             datasette,
             {
                 "ok": True,

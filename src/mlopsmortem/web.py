@@ -10,6 +10,7 @@ public attributes (`urls`, `databases`, `plugin_config`, `setting`, `request.arg
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.parse
 import weakref
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from datasette.utils import PrefixedUrlString, tilde_encode
+from datasette.utils import PrefixedUrlString, add_cors_headers, tilde_encode
+from datasette.utils.asgi import Response
 
 from mlopsmortem.embed import decode_vector, load_model
 from mlopsmortem.errors import MlopsmortemError
@@ -124,22 +126,46 @@ async def kb_state(datasette: Any) -> State | None:
     return state
 
 
+async def ensure_visible(datasette: Any, request: Any, state: State) -> None:
+    """Raise datasette.Forbidden (a 403) unless Datasette's own checks allow the request's
+    actor to view the stories table (then its database, then the instance): a knowledge base
+    published with `allow` rules stays private on the search, similar and feed pages too."""
+    await datasette.ensure_permissions(
+        request.actor,
+        [
+            ("view-table", (state.database, "stories")),
+            ("view-database", state.database),
+            "view-instance",
+        ],
+    )
+
+
 async def visible_state(datasette: Any, request: Any) -> State | None:
-    """kb_state, once Datasette's own checks allow the request's actor to view the stories
-    table (then its database, then the instance): a knowledge base published with `allow`
-    rules stays private on the search, similar and feed pages too. Raises datasette.Forbidden
-    (a 403) otherwise."""
+    """kb_state, once `ensure_visible` passed."""
     state = await kb_state(datasette)
     if state is not None:
-        await datasette.ensure_permissions(
-            request.actor,
-            [
-                ("view-table", (state.database, "stories")),
-                ("view-database", state.database),
-                "view-instance",
-            ],
-        )
+        await ensure_visible(datasette, request, state)
     return state
+
+
+def json_response(datasette: Any, data: dict[str, Any], status: int = 200) -> Response:
+    """Response.json(data, default=str), with a Content-Length: the server then frames the body
+    by its length instead of in chunks, which saves a write (and a wake-up of the client) for
+    the closing chunk of every response."""
+    body = json.dumps(data, default=str).encode("utf-8")
+    response = Response(
+        body,
+        status=status,
+        headers={"content-length": str(len(body))},
+        content_type="application/json; charset=utf-8",
+    )
+    if datasette.cors:
+        add_cors_headers(response.headers)
+    return response
+
+
+def error_response(datasette: Any, message: str, status: int) -> Response:
+    return json_response(datasette, {"ok": False, "error": message, "status": status}, status)
 
 
 # --------------------------------------------------------------------------- model
