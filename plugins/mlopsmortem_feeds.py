@@ -125,7 +125,7 @@ async def _respond(
     body = atom_feed(
         info,
         stories,
-        story_page=lambda story_id: absolute(story_path(datasette, state, story_id)),
+        story_page=lambda story_id: absolute(story_path(state, story_id)),
         safe_href=safe_href,
     )
     response = Response(body, content_type=CONTENT_TYPE)

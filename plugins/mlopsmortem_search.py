@@ -394,7 +394,7 @@ async def similar_view(datasette, request):
         if as_json:
             return error_response(datasette, str(exc), exc.status)
         return Response.text(str(exc), status=exc.status)
-    story["story_url"] = story_path(datasette, state, story_id)
+    story["story_url"] = story_path(state, story_id)
     if as_json:
         return json_response(
             datasette,
@@ -415,7 +415,7 @@ async def similar_view(datasette, request):
         "note": note,
         "error": None,
         "database": state.database,
-        "json_url": similar_path(datasette, story_id, json=True),
+        "json_url": similar_path(state, story_id, json=True),
         "search_url": datasette.urls.path("-/search"),
         "mm_css": _css_context(datasette),
         "metadata": datasette.metadata(),
@@ -473,7 +473,7 @@ def extra_template_vars(template, database, table, view_name, request, datasette
         if details is None:
             return {}
         details["similar"] = [hit_view(datasette, state, h, None) for h in details["similar"]]
-        details["similar_url"] = similar_path(datasette, story_id)
+        details["similar_url"] = similar_path(state, story_id)
         details["search_url"] = datasette.urls.path("-/search")
         return {"mm_story": details, "mm_css": _css_context(datasette)}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.parse
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from datasette.utils import tilde_encode
 from mlopsmortem import vector_index, web_sql
 from mlopsmortem.db import open_db
 from mlopsmortem.serve import DATASETTE_SETTINGS
-from mlopsmortem.web import Params, hit_dict, hit_view, kb_state, similar_path
+from mlopsmortem.web import Params, hit_dict, hit_view, kb_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,10 +117,11 @@ def test_hit_links_equal_datasettes_url_builders(datasette, story_id) -> None:
     data = hit_dict(datasette, state, Hit(story_id))
     assert data["story_url"] == datasette.urls.row("kb", "stories", tilde_encode(story_id))
     assert data["story_url"].startswith("/kb/kb/stories/")
-    assert data["similar_url"] == similar_path(datasette, story_id, json=True)
+    quoted = urllib.parse.quote(story_id, safe="")
+    assert data["similar_url"] == datasette.urls.path(f"-/similar/{quoted}.json")
     view = hit_view(datasette, state, Hit(story_id), None)
     assert view["story_url"] == data["story_url"]
-    assert view["similar_url"] == similar_path(datasette, story_id)
+    assert view["similar_url"] == datasette.urls.path(f"-/similar/{quoted}")
 
 
 def test_json_responses_carry_their_length(datasette) -> None:

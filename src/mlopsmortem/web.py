@@ -326,18 +326,14 @@ def safe_href(url: Any) -> str | None:
     return None
 
 
-def story_path(datasette: Any, state: State, story_id: str) -> str:
+def story_path(state: State, story_id: str) -> str:
     """datasette.urls.row(state.database, "stories", tilde_encode(story_id)), the same string."""
     return PrefixedUrlString(f"{state.stories_url}/{tilde_encode(story_id)}")
 
 
-def similar_path(datasette: Any, story_id: str, json: bool = False) -> str:
-    quoted = urllib.parse.quote(story_id, safe="")
-    return datasette.urls.path(f"-/similar/{quoted}" + (".json" if json else ""))
-
-
-def _hit_similar_path(state: State, story_id: str, json: bool = False) -> str:
-    """similar_path(datasette, story_id, json), the same string, from the prefix in `state`."""
+def similar_path(state: State, story_id: str, json: bool = False) -> str:
+    """datasette.urls.path(f"-/similar/{quoted id}[.json]"), the same string, from the prefix
+    kept in `state`."""
     quoted = urllib.parse.quote(story_id, safe="")
     return PrefixedUrlString(state.similar_url + quoted + (".json" if json else ""))
 
@@ -359,8 +355,8 @@ def feed_url(datasette: Any, params: Params) -> str:
 
 def hit_dict(datasette: Any, state: State, hit: Any) -> dict[str, Any]:
     data = hit.to_dict()
-    data["story_url"] = story_path(datasette, state, hit.id)
-    data["similar_url"] = _hit_similar_path(state, hit.id, json=True)
+    data["story_url"] = story_path(state, hit.id)
+    data["similar_url"] = similar_path(state, hit.id, json=True)
     return data
 
 
@@ -368,8 +364,8 @@ def hit_view(datasette: Any, state: State, hit: Any, params: Params | None) -> d
     """What the HTML templates need of one hit; every string is escaped by Jinja except
     `snippet_marked`, which the library already escaped."""
     view = hit.to_dict()
-    view["story_url"] = story_path(datasette, state, hit.id)
-    view["similar_url"] = _hit_similar_path(state, hit.id)
+    view["story_url"] = story_path(state, hit.id)
+    view["similar_url"] = similar_path(state, hit.id)
     view["href"] = safe_href(hit.url)
     chips = []
     for kind, values in (("component", hit.components), ("impact", hit.impacts)):
