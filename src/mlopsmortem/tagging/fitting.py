@@ -163,6 +163,7 @@ def _impact_matrix(
     hits = np.zeros(len(order), dtype=np.int64)
     misses = np.zeros(len(order), dtype=np.int64)
     mentions = np.zeros(raw.shape)
+    base_sets: list[frozenset[str]] = []
     index = {impact: j for j, impact in enumerate(impacts)}
     for a, sid in enumerate(order):
         analysis = analyses[sid]
@@ -175,7 +176,8 @@ def _impact_matrix(
                 y[a, index[impact]] = True
             else:
                 extra_gold[a] += 1
-        for impact in analysis.base_impacts():
+        base_sets.append(frozenset(analysis.base_impacts()))
+        for impact in base_sets[-1]:
             if impact in index:
                 base[a, index[impact]] = True
             elif impact in gold[sid]:
@@ -191,7 +193,7 @@ def _impact_matrix(
         misses,
         mentions,
         tuple(impacts),
-        tuple(frozenset(analyses[sid].base_impacts()) for sid in order),
+        tuple(base_sets),
     )
 
 
