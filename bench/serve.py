@@ -1,7 +1,7 @@
 """Serving benchmark: /-/search.json against the bare library search() call. Prints figures.
 
     .venv/bin/python bench/serve.py [--passages 100000] [--requests 200] [--clients 8]
-                                    [--modes hybrid,keyword] [--skip-http]
+                                    [--modes hybrid,keyword] [--kb demo,synthetic] [--skip-http]
                                     [--workdir /tmp/mlopsmortem-bench-serve] [--fresh]
 
 Two knowledge bases, both cached in --workdir (--fresh rebuilds them): the demo database, built
@@ -92,15 +92,17 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.* (in serve_kb)
 
-from serve_kb import (  # noqa: E402  (bench/ is on sys.path)
+from serve_clients import KeepAliveHTTP, Reply, asgi_caller  # noqa: E402  (bench/ on sys.path)
+from serve_kb import (  # noqa: E402
     VARIANTS,
     FreshQueries,
     build_demo,
@@ -215,7 +217,7 @@ def url_of(q: str, mode: str) -> str:
 
 
 async def served(
-    get: Callable[[str], object], queries: Sequence[str], mode: str, clients: int
+    get: Callable[[str], Awaitable[Reply]], queries: Sequence[str], mode: str, clients: int
 ) -> Sample:
     latencies: list[float] = []
     work = list(queries)
@@ -226,8 +228,8 @@ async def served(
             t = time.perf_counter()
             response = await get(url_of(q, mode))
             elapsed = time.perf_counter() - t
-            if response.status_code != 200:  # type: ignore[attr-defined]
-                raise RuntimeError(f"{response.status_code}: {response.text[:300]}")  # type: ignore[attr-defined]
+            if response.status != 200:
+                raise RuntimeError(f"{response.status}: {response.text[:300]}")
             latencies.append(elapsed)
 
     started = time.perf_counter()
@@ -275,6 +277,34 @@ class Server:
         self.process.wait(timeout=60)
 
 
+async def client_costs(
+    ds: Any, server: Server, http: KeepAliveHTTP, queries: Sequence[str], requests: int
+) -> None:
+    """What the clients the benchmark does not time would add: the same warmed requests,
+    sequential and interleaved, through Datasette's test client against the direct ASGI call,
+    and through httpx against KeepAliveHTTP."""
+    direct = asgi_caller(ds.app())
+    async with httpx.AsyncClient(base_url=server.base, timeout=120) as client:
+        pairs = {
+            "in-process": (("ds.client", ds.client.get), ("ASGI call", direct)),
+            "http": (("httpx", client.get), ("keep-alive", http.get)),
+        }
+        for variant, sides in pairs.items():
+            times: dict[str, list[float]] = {label: [] for label, _ in sides}
+            for i in range(requests):
+                url = url_of(queries[i % len(queries)], "hybrid")
+                for label, get in sides:
+                    t = time.perf_counter()
+                    await get(url)
+                    times[label].append(time.perf_counter() - t)
+            (slow, slow_times), (fast, fast_times) = times.items()
+            extra = (percentile(slow_times, 50) - percentile(fast_times, 50)) * 1000
+            say(
+                f"  client cost, {variant}: {slow} p50 {percentile(slow_times, 50) * 1000:.2f} ms,"
+                f" {fast} {percentile(fast_times, 50) * 1000:.2f} ms: {slow} adds {extra:.2f} ms"
+            )
+
+
 async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse.Namespace) -> None:
     settings = Settings(db_path=path, quiet=True)
     conn = sqlite3.connect(path)
@@ -293,22 +323,20 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
     db.close()
     ds = build_datasette(settings)
     await ds.invoke_startup()
+    in_process = asgi_caller(ds.app())
     for q in queries:
         for mode in args.modes:
-            await ds.client.get(url_of(q, mode))
+            await in_process(url_of(q, mode))
     server = None if args.skip_http else Server(path)
     http = None
     try:
         if server is not None:
-            http = httpx.AsyncClient(
-                base_url=server.base,
-                timeout=120,
-                limits=httpx.Limits(max_connections=args.clients),
-            )
+            http = KeepAliveHTTP("127.0.0.1", server.port)
             for q in queries:
                 for mode in args.modes:
                     await http.get(url_of(q, mode))
-        gets = {"in-process": ds.client.get, "http": http.get if http else None}
+            await client_costs(ds, server, http, queries, args.requests)
+        gets = {"in-process": in_process, "http": http.get if http else None}
         for workload, about in WORKLOADS:
             say(f"  {workload}: {about}")
             for mode in args.modes:
@@ -364,8 +392,10 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="no uvicorn subprocess")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mlopsmortem-bench-serve"))
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
+    parser.add_argument("--kb", default="demo,synthetic", help="knowledge bases to measure")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    args.kb = [k.strip() for k in args.kb.split(",") if k.strip()]
     # one torch thread, as in the `mlopsmortem serve` subprocess: library, in-process and http
     # then embed new queries alike
     embed_queries_single_threaded()
@@ -378,16 +408,17 @@ def main() -> None:
         times.append(time.perf_counter() - started)
     say(f"query embedding, uncached: p50 {percentile(times, 50) * 1000:.1f} ms (12 words)")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    demo = cached(args.workdir / "demo.db", build_demo, fresh=args.fresh)
-    synthetic = cached(
-        args.workdir / f"synthetic-{args.passages}.db",
-        lambda p: build_synthetic(p, args.passages),
-        fresh=args.fresh,
-    )
-    kbs = [
-        ("demo (make demo)", demo, demo_queries()),
-        ("synthetic", synthetic, synthetic_queries()),
-    ]
+    kbs = []
+    if "demo" in args.kb:
+        demo = cached(args.workdir / "demo.db", build_demo, fresh=args.fresh)
+        kbs.append(("demo (make demo)", demo, demo_queries()))
+    if "synthetic" in args.kb:
+        synthetic = cached(
+            args.workdir / f"synthetic-{args.passages}.db",
+            lambda p: build_synthetic(p, args.passages),
+            fresh=args.fresh,
+        )
+        kbs.append(("synthetic", synthetic, synthetic_queries()))
     asyncio.run(run_all(kbs, args))
 
 

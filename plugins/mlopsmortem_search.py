@@ -22,6 +22,8 @@ SQL functions (every connection)
 
 Permissions: every route answers only an actor Datasette lets view the `stories` table (then
 its database, then the instance): `allow` rules in the metadata keep these pages private too.
+When no rule or plugin could refuse anyone (`mlopsmortem.web.nothing_can_refuse`), the check
+is skipped: Datasette's answer would be "allowed" for every actor.
 
 Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   database          name of the database to search (default: the first with a `passages` table)

@@ -1,0 +1,129 @@
+"""The serving benchmark's two clients of the Datasette app, both as lean as a client can be.
+
+The benchmark measures what the server adds to a library call, so the client's own cost per
+request should be small against it. Datasette's test client (`ds.client.get`) builds a new
+httpx.AsyncClient for every request (about 0.3-0.5 ms); an httpx.AsyncClient over loopback
+spends about 0.8 ms per request of its own (against a bare uvicorn app). Neither is time a
+server spends, so the timed variants use these instead and bench/serve.py prints what httpx
+would add, measured in the same run.
+
+  asgi_caller(app)   calls the ASGI app `mlopsmortem serve` runs (middleware and all) directly
+  KeepAliveHTTP      HTTP/1.1 GETs over persistent loopback connections, one per concurrent
+                     caller, as a load generator (wrk, hey) holds them
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+
+class Reply(NamedTuple):
+    status: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def asgi_caller(app: Any, host: str = "localhost") -> Callable[[str], Awaitable[Reply]]:
+    """get(path_and_query) -> Reply, through the ASGI app without any client library."""
+
+    async def get(url: str) -> Reply:
+        path, _, query = url.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": urllib.parse.unquote(path),
+            "raw_path": path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "root_path": "",
+            "headers": [(b"host", host.encode("ascii"))],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        status = 0
+        body: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+
+        await app(scope, receive, send)
+        return Reply(status, b"".join(body))
+
+    return get
+
+
+class KeepAliveHTTP:
+    """GET requests over persistent HTTP/1.1 connections to host:port.
+
+    A caller takes an idle connection (or opens one), sends, reads the reply by its
+    Content-Length (or its chunks) and puts the connection back: with N concurrent callers
+    there are at most N connections, each reused."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.request_head = f"Host: {host}:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
+
+    async def get(self, url: str) -> Reply:
+        request = f"GET {url} HTTP/1.1\r\n".encode("ascii") + self.request_head
+        while self.idle:
+            reader, writer = self.idle.pop()
+            writer.write(request)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # the server closed it while idle (uvicorn's keep-alive timeout: 5 s)
+                writer.close()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = await self._chunks(reader)
+        else:
+            raise RuntimeError(f"{url}: a reply with neither Content-Length nor chunks")
+        if headers.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self.idle.append((reader, writer))
+        return Reply(status, body)
+
+    @staticmethod
+    async def _chunks(reader: asyncio.StreamReader) -> bytes:
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")  # no trailers from uvicorn
+                return b"".join(parts)
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+
+    async def aclose(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
