@@ -31,6 +31,9 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   max_query_chars   longest accepted query (default: Settings().max_query_chars)
   time_limit_ms     time limit of one search (default: Datasette's sql_time_limit_ms)
   warm              load the model and vectors in a background thread at startup (default true)
+  inline_max_passages  knowledge bases up to this many passages are queried on the event
+                    loop's thread, larger ones on Datasette's SQL threads (default 2000; 0: always
+                    the SQL threads; see mlopsmortem.web_sql.execute)
 """
 
 import hashlib

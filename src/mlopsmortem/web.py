@@ -12,6 +12,7 @@ Datasette's plugin manager (`datasette.plugins.pm`) to see which permission hook
 from __future__ import annotations
 
 import json
+import math
 import threading
 import urllib.parse
 import weakref
@@ -35,6 +36,12 @@ MAX_OFFSET = 1000
 MAX_FILTER_VALUES = 20
 MAX_FILTER_CHARS = 200
 SIMILAR_ON_ROW_PAGE = 5
+# Up to this size a search is a few milliseconds of mostly Python (GIL-holding) work, which a
+# SQL thread would not run beside the event loop anyway, while the hop there and back costs
+# 0.3-0.7 ms (demo database, 243 passages, loaded 2-core machine). Synthetic knowledge bases
+# (bench/serve_kb.py), library search p50 / max: 2,000 passages 3.3 / 6.3 ms, every query
+# word common 5.8 / 8.3 ms; 5,000 passages 3.7 / 9.2 ms, every word common 12 / 17 ms.
+DEFAULT_INLINE_MAX_PASSAGES = 2000
 FILTERS = ("component", "impact", "source", "link_status")  # repeatable parameters
 FACET_TITLES = {
     "component": "Component",
@@ -78,6 +85,13 @@ class State:
     stories_url: str  # datasette.urls.table(database, "stories")
     similar_url: str  # datasette.urls.path("-/similar/")
     warm_started: bool = False
+    # Knowledge bases of at most this many passages are queried on the event loop's thread
+    # (see mlopsmortem.web_sql.execute); 0: always on Datasette's SQL threads
+    inline_max_passages: int = DEFAULT_INLINE_MAX_PASSAGES
+    inline: bool = False  # the last size check's verdict
+    inline_checked_at: float = -math.inf  # time.monotonic() of that check
+    # read-only connections of the threads that ran inline work (the event loop's)
+    local: threading.local = field(default_factory=threading.local, repr=False)
 
 
 # Keyed weakly by the Datasette instance: tests and `serve` build several in one process, and
@@ -122,6 +136,7 @@ async def kb_state(datasette: Any) -> State | None:
         warm=bool(config.get("warm", True)),
         stories_url=str(datasette.urls.table(found.name, "stories")),
         similar_url=str(datasette.urls.path("-/similar/")),
+        inline_max_passages=int(config.get("inline_max_passages", DEFAULT_INLINE_MAX_PASSAGES)),
     )
     _STATES[datasette] = state
     return state

@@ -1,0 +1,141 @@
+"""Where the plugin's queries run: a small knowledge base on the event loop's thread, a large
+one (more than `inline_max_passages`) on Datasette's SQL threads. Both answer alike."""
+
+from __future__ import annotations
+
+import copy
+import re
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from datasette.app import Datasette
+
+import mlopsmortem.web_sql as web_sql
+from mlopsmortem.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
+from mlopsmortem.web import kb_state
+from tests.test_plugin import PLUGINS, kb_path, settings
+
+__all__ = ["kb_path", "settings"]  # fixtures used below
+
+PAGES = (
+    "/-/search.json?q=lost+logs",
+    "/-/search.json?q=lost+logs&mode=keyword&facets=1",
+    "/-/search.json?q=kafka+consumer+lag&mode=semantic&n=3&offset=2",
+    "/-/search.json?q=dns&component=Kubernetes",
+    "/-/feeds/new.atom",
+    "/-/feeds/search.atom?q=lost+logs",
+    "/-/similar/fluentbit.json",
+)
+HTML_PAGES = ("/-/search?q=lost+logs", "/-/similar/fluentbit")
+ROW_PAGE = "/kb/stories/fluentbit"  # its similar stories and tags come from the plugin
+
+
+def datasette(kb_path: Path, settings, inline_max_passages: int | None) -> Datasette:
+    metadata = copy.deepcopy(load_metadata(settings))
+    if inline_max_passages is not None:
+        metadata["plugins"][PLUGIN_NAME]["inline_max_passages"] = inline_max_passages
+    return Datasette(
+        [str(kb_path)], plugins_dir=str(PLUGINS), metadata=metadata, settings=DATASETTE_SETTINGS
+    )
+
+
+def passages(kb_path: Path) -> int:
+    with sqlite3.connect(kb_path) as conn:
+        return conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+
+
+def threads_of(ds: Datasette) -> list[int]:
+    """Records the thread of every query the plugin runs on Datasette's SQL threads."""
+    seen: list[int] = []
+    db = ds.databases[kb_path_name(ds)]
+    real = db.execute_fn
+
+    async def recording(fn):
+        def traced(conn):
+            seen.append(threading.get_ident())
+            return fn(conn)
+
+        return await real(traced)
+
+    db.execute_fn = recording  # type: ignore[method-assign]
+    return seen
+
+
+def kb_path_name(ds: Datasette) -> str:
+    return next(name for name, db in ds.databases.items() if not db.is_memory)
+
+
+def inline_calls(monkeypatch) -> list[int]:
+    """Records the thread of every inline query."""
+    seen: list[int] = []
+    real = web_sql.inline_connection
+
+    def recording(state):
+        seen.append(threading.get_ident())
+        return real(state)
+
+    monkeypatch.setattr(web_sql, "inline_connection", recording)
+    return seen
+
+
+async def bodies(ds: Datasette, *, row_page: bool = True) -> list[bytes]:
+    out = []
+    for path in PAGES:
+        response = await ds.client.get(path)
+        assert response.status_code == 200, (path, response.text[:300])
+        out.append(response.content)
+    for path in (*HTML_PAGES, ROW_PAGE) if row_page else HTML_PAGES:
+        # these carry a fresh CSRF token: compared by their story links
+        response = await ds.client.get(path)
+        assert response.status_code == 200, (path, response.text[:300])
+        out.append(" ".join(re.findall(r'href="(/kb/stories/[^"]+)"', response.text)).encode())
+    return out
+
+
+@pytest.mark.asyncio
+async def test_a_small_knowledge_base_is_queried_on_the_event_loop(kb_path, settings, monkeypatch):
+    ds = datasette(kb_path, settings, None)  # the default limit: 2,000 passages
+    state = await kb_state(ds)  # finding the knowledge base asks Datasette once
+    on_sql_threads = threads_of(ds)
+    await bodies(ds, row_page=False)
+    assert on_sql_threads == []
+    # Datasette's own row page queries on its SQL threads; the plugin's part of it does not
+    inline = inline_calls(monkeypatch)
+    assert (await ds.client.get(ROW_PAGE)).status_code == 200
+    assert inline
+    assert state is not None and state.inline
+    assert passages(kb_path) <= state.inline_max_passages
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("limit", [0, 1])
+async def test_over_the_limit_or_switched_off_queries_use_the_sql_threads(kb_path, settings, limit):
+    assert passages(kb_path) > 1
+    threaded = datasette(kb_path, settings, limit)
+    await kb_state(threaded)
+    on_sql_threads = threads_of(threaded)
+    await bodies(threaded, row_page=False)
+    assert len(on_sql_threads) >= len(PAGES) + len(HTML_PAGES)
+    assert threading.get_ident() not in on_sql_threads
+    assert await bodies(threaded) == await bodies(datasette(kb_path, settings, None))
+
+
+@pytest.mark.asyncio
+async def test_the_size_is_checked_again_as_a_crawl_grows_the_knowledge_base(
+    kb_path, settings, monkeypatch
+):
+    ds = datasette(kb_path, settings, None)
+    await bodies(ds)
+    state = await kb_state(ds)
+    assert state is not None and state.inline
+    # the knowledge base "grows" past the limit; once the recheck interval has passed, the
+    # next request goes to the SQL threads
+    state.inline_max_passages = 1
+    on_sql_threads = threads_of(ds)
+    await ds.client.get(PAGES[0])
+    assert on_sql_threads == []  # within the interval: the last verdict stands
+    monkeypatch.setattr(web_sql, "INLINE_RECHECK_SECONDS", 0.0)
+    await ds.client.get(PAGES[0])
+    assert on_sql_threads and not state.inline
