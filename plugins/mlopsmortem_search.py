@@ -41,6 +41,7 @@ import logging
 import sqlite3
 import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +98,14 @@ log = logging.getLogger("mlopsmortem.plugin")
 # --------------------------------------------------------------------------- startup, templates
 
 
-def _warm(state: State) -> None:
+def _warm(state: State, connect: Callable[[], sqlite3.Connection]) -> None:
     """Background thread: load the model, embed once, read the vectors into memory."""
     try:
         query_vector("warm up the model", state.settings.model_name)
     except Exception as exc:  # noqa: BLE001 - a warm-up failure must never kill the server
         log.warning("mlopsmortem: could not load the embedding model: %s", exc)
     try:
-        uri = Path(state.path).resolve().as_uri() + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn = connect()  # as Datasette opens its own: read-only, or immutable with -i
         try:
             vector_index(library_db(conn), model_key(state.settings.model_name)).refresh(conn)
         finally:
@@ -121,7 +121,8 @@ def startup(datasette):
         if state is None or not state.warm or state.warm_started:
             return
         state.warm_started = True
-        threading.Thread(target=_warm, args=(state,), name="mlopsmortem-warm").start()
+        connect = datasette.get_database(state.database).connect
+        threading.Thread(target=_warm, args=(state, connect), name="mlopsmortem-warm").start()
 
     return inner
 

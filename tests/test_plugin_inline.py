@@ -72,9 +72,9 @@ def inline_calls(monkeypatch) -> list[int]:
     seen: list[int] = []
     real = web_sql.inline_connection
 
-    def recording(state):
+    def recording(datasette, state):
         seen.append(threading.get_ident())
-        return real(state)
+        return real(datasette, state)
 
     monkeypatch.setattr(web_sql, "inline_connection", recording)
     return seen
@@ -139,3 +139,22 @@ async def test_the_size_is_checked_again_as_a_crawl_grows_the_knowledge_base(
     monkeypatch.setattr(web_sql, "INLINE_RECHECK_SECONDS", 0.0)
     await ds.client.get(PAGES[0])
     assert on_sql_threads and not state.inline
+
+
+@pytest.mark.asyncio
+async def test_an_immutable_file_is_opened_as_datasette_opens_it(kb_path, settings):
+    # `datasette publish` serves the file with -i: no -shm/-wal may be created beside it, so
+    # the inline connection must be Datasette's immutable one, not a mode=ro of our own
+    ds = Datasette(
+        immutables=[str(kb_path)],
+        plugins_dir=str(PLUGINS),
+        metadata=load_metadata(settings),
+        settings=DATASETTE_SETTINGS,
+    )
+    state = await kb_state(ds)
+    assert state is not None
+    assert (await ds.client.get(PAGES[0])).json()["results"]
+    assert state.inline
+    conn = state.local.conn
+    assert conn in ds.databases[state.database]._all_file_connections
+    assert not ds.databases[state.database].is_mutable

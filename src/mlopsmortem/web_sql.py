@@ -12,7 +12,6 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -68,16 +67,17 @@ def library_db(conn: sqlite3.Connection) -> sqlite_utils.Database:
 INLINE_RECHECK_SECONDS = 30.0
 
 
-def inline_connection(state: State) -> sqlite3.Connection:
-    """This thread's read-only connection to the knowledge base, opened on first use."""
+def inline_connection(datasette: Any, state: State) -> sqlite3.Connection:
+    """This thread's connection to the knowledge base, opened on first use the way Datasette
+    opens its own (read-only, or immutable for a file served with `-i`)."""
     conn = getattr(state.local, "conn", None)
     if conn is None:
-        conn = sqlite3.connect(Path(state.path).resolve().as_uri() + "?mode=ro", uri=True)
+        conn = datasette.get_database(state.database).connect()
         state.local.conn = conn
     return conn
 
 
-def runs_inline(state: State) -> bool:
+def runs_inline(datasette: Any, state: State) -> bool:
     """Whether the knowledge base is small enough to query on the event loop's thread.
 
     Counts at most inline_max_passages + 1 passages, so the check stays cheap at any size;
@@ -87,7 +87,7 @@ def runs_inline(state: State) -> bool:
     now = time.monotonic()
     if now - state.inline_checked_at >= INLINE_RECHECK_SECONDS:
         (count,) = (
-            inline_connection(state)
+            inline_connection(datasette, state)
             .execute(
                 "SELECT count(*) FROM (SELECT 1 FROM passages LIMIT ?)",
                 (state.inline_max_passages + 1,),
@@ -110,8 +110,8 @@ async def execute(
     the hop there and back (0.3-0.7 ms on a loaded 2-core machine) is a quarter of a cached
     search. The time limit applies on both paths."""
     try:
-        if runs_inline(state):
-            return fn(inline_connection(state))
+        if runs_inline(datasette, state):
+            return fn(inline_connection(datasette, state))
         return await datasette.get_database(state.database).execute_fn(fn)
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
