@@ -15,6 +15,7 @@ would add, measured in the same run.
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
@@ -50,9 +51,14 @@ def asgi_caller(app: Any, host: str = "localhost") -> Callable[[str], Awaitable[
         }
         status = 0
         body: list[bytes] = []
+        received = False
 
         async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            nonlocal received
+            if not received:
+                received = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.disconnect"}  # asked again: the response has been sent
 
         async def send(message: dict[str, Any]) -> None:
             nonlocal status
@@ -72,45 +78,57 @@ class KeepAliveHTTP:
 
     A caller takes an idle connection (or opens one), sends, reads the reply by its
     Content-Length (or its chunks) and puts the connection back: with N concurrent callers
-    there are at most N connections, each reused."""
+    there are at most N connections, each reused. A connection idle for longer than
+    IDLE_SECONDS is closed instead of reused: uvicorn closes its side after 5 s."""
+
+    IDLE_SECONDS = 4.0
+    TIMEOUT_SECONDS = 120.0
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.request_head = f"Host: {host}:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
 
-    async def get(self, url: str) -> Reply:
-        request = f"GET {url} HTTP/1.1\r\n".encode("ascii") + self.request_head
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         while self.idle:
-            reader, writer = self.idle.pop()
-            writer.write(request)
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-                break
-            except (asyncio.IncompleteReadError, ConnectionError):
-                # the server closed it while idle (uvicorn's keep-alive timeout: 5 s)
-                writer.close()
+            reader, writer, last_used = self.idle.pop()
+            if time.monotonic() - last_used < self.IDLE_SECONDS:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
+
+    async def get(self, url: str) -> Reply:
+        reader, writer = await self._connection()
+        try:
+            async with asyncio.timeout(self.TIMEOUT_SECONDS):
+                writer.write(f"GET {url} HTTP/1.1\r\n".encode("ascii") + self.request_head)
+                status, headers, body = await self._reply(reader, url)
+        except BaseException:
+            writer.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            writer.close()
         else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
+            self.idle.append((reader, writer, time.monotonic()))
+        return Reply(status, body)
+
+    async def _reply(
+        self, reader: asyncio.StreamReader, url: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            body = await reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
+        if headers.get("transfer-encoding", "").lower() == "chunked":
             body = await self._chunks(reader)
+        elif "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
         else:
             raise RuntimeError(f"{url}: a reply with neither Content-Length nor chunks")
-        if headers.get("connection", "").lower() == "close":
-            writer.close()
-        else:
-            self.idle.append((reader, writer))
-        return Reply(status, body)
+        return status, headers, body
 
     @staticmethod
     async def _chunks(reader: asyncio.StreamReader) -> bytes:
@@ -118,12 +136,13 @@ class KeepAliveHTTP:
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:
-                await reader.readuntil(b"\r\n")  # no trailers from uvicorn
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailer fields, up to the empty line
                 return b"".join(parts)
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
 
     async def aclose(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()

@@ -7,6 +7,7 @@ import copy
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from datasette.app import Datasette
 
 import mlopsmortem.web_sql as web_sql
 from mlopsmortem.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
-from mlopsmortem.web import kb_state
+from mlopsmortem.web import BadRequest, kb_state
 from tests.test_plugin import PLUGINS, kb_path, settings
 
 __all__ = ["kb_path", "settings"]  # fixtures used below
@@ -134,6 +135,7 @@ async def test_the_size_is_checked_again_as_a_crawl_grows_the_knowledge_base(
     # next request goes to the SQL threads
     state.inline_max_passages = 1
     on_sql_threads = threads_of(ds)
+    monkeypatch.setattr(web_sql, "INLINE_RECHECK_SECONDS", 1e9)
     await ds.client.get(PAGES[0])
     assert on_sql_threads == []  # within the interval: the last verdict stands
     monkeypatch.setattr(web_sql, "INLINE_RECHECK_SECONDS", 0.0)
@@ -158,3 +160,95 @@ async def test_an_immutable_file_is_opened_as_datasette_opens_it(kb_path, settin
     conn = state.local.conn
     assert conn in ds.databases[state.database]._all_file_connections
     assert not ds.databases[state.database].is_mutable
+
+
+def copy_kb(kb_path: Path, tmp_path: Path) -> Path:
+    copied = tmp_path / "kb.db"
+    with sqlite3.connect(kb_path) as source, sqlite3.connect(copied) as target:
+        source.backup(target)
+    return copied
+
+
+@pytest.mark.asyncio
+async def test_many_stories_without_passages_are_queried_on_the_sql_threads(
+    kb_path, settings, tmp_path
+):
+    # dead links have stories but no passages: the facet and feed queries scan stories
+    copied = copy_kb(kb_path, tmp_path)
+    limit = passages(kb_path)
+    with sqlite3.connect(copied) as conn:
+        conn.executemany(
+            "INSERT INTO stories (id, title, components, impacts) VALUES (?, ?, '[]', '[]')",
+            [(f"dead-{i}", f"A dead link {i}") for i in range(limit + 1)],
+        )
+    ds = datasette(copied, settings, limit)
+    await ds.client.get(PAGES[0])
+    state = await kb_state(ds)
+    assert state is not None and not state.inline
+    original = datasette(kb_path, settings, limit)  # the same limit without those stories
+    await original.client.get(PAGES[0])
+    original_state = await kb_state(original)
+    assert original_state is not None and original_state.inline
+
+
+@pytest.mark.asyncio
+async def test_text_that_is_not_utf8_reads_alike_on_both_paths(kb_path, settings, tmp_path):
+    # Datasette's connections replace undecodable bytes; the inline one is prepared alike
+    copied = copy_kb(kb_path, tmp_path)
+    with sqlite3.connect(copied) as conn:
+        conn.execute("UPDATE stories SET publisher = CAST(X'4f6bff21' AS TEXT)")
+    inline = datasette(copied, settings, None)
+    threaded = datasette(copied, settings, 0)
+    answers = []
+    for ds in (inline, threaded):
+        response = await ds.client.get(PAGES[0])
+        assert response.status_code == 200, response.text[:300]
+        answers.append(response.json())
+    assert answers[0] == answers[1]
+    assert answers[0]["results"][0]["publisher"] == "Ok\ufffd!"
+
+
+SLOW_SQL = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+    " SELECT count(*) FROM (SELECT x FROM c LIMIT 100000000)"
+)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("limit", [None, 0])
+async def test_the_time_limit_is_a_503_on_both_paths(kb_path, settings, limit):
+    ds = datasette(kb_path, settings, limit)
+    state = await kb_state(ds)
+    assert state is not None
+    state.time_limit_ms = 30
+
+    def slow(conn: sqlite3.Connection) -> None:
+        with web_sql.library_connection(conn, state.time_limit_ms):
+            conn.execute(SLOW_SQL).fetchone()
+
+    started = time.perf_counter()
+    with pytest.raises(BadRequest, match="took longer than 30 ms") as raised:
+        await web_sql.execute(ds, state, slow)
+    assert raised.value.status == 503
+    assert time.perf_counter() - started < 5
+    assert not state.inline  # inline, the slow call moved the next ones to the SQL threads
+
+
+@pytest.mark.asyncio
+async def test_a_slow_inline_call_sends_the_next_ones_to_the_sql_threads(kb_path, settings):
+    ds = datasette(kb_path, settings, None)
+    state = await kb_state(ds)
+    assert state is not None
+    assert await web_sql.execute(ds, state, lambda conn: threading.get_ident()) == (
+        threading.get_ident()
+    )
+
+    def slow(conn: sqlite3.Connection) -> int:
+        time.sleep(web_sql.INLINE_SLOW_SECONDS * 2)
+        return threading.get_ident()
+
+    assert await web_sql.execute(ds, state, slow) == threading.get_ident()  # this one inline
+    assert not state.inline
+    assert await web_sql.execute(ds, state, lambda conn: threading.get_ident()) != (
+        threading.get_ident()
+    )

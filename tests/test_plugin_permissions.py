@@ -132,3 +132,19 @@ async def test_without_rules_the_pages_skip_datasettes_view_checks(kb_path, sett
     for path in PAGES:
         assert (await ds.client.get(path)).status_code == 200, path
     assert asked == []
+
+
+@pytest.mark.asyncio
+async def test_a_datasette_that_decides_itself_is_asked(kb_path, settings):
+    class Private(Datasette):
+        async def permission_allowed(self, actor, action, resource=None, default=False):
+            return False
+
+    ds = Private(
+        [str(kb_path)],
+        plugins_dir=str(PLUGINS),
+        metadata=load_metadata(settings),
+        settings=DATASETTE_SETTINGS,
+    )
+    assert not nothing_can_refuse(ds)
+    assert (await ds.client.get(PAGES[0])).status_code == 403

@@ -165,8 +165,14 @@ def nothing_can_refuse(datasette: Any) -> bool:
     ask: in 0.65.5 the view-table check deep-copies the whole metadata and reads sqlite_master
     on a SQL thread, about 0.45 ms, a quarter of a cached search on a small knowledge base;
     this test costs about 0.04 ms."""
+    from datasette.app import Datasette
     from datasette.plugins import pm  # Datasette's plugin manager: registered hooks
 
+    # a subclass or a patched instance may decide differently from the hooks
+    if type(datasette).permission_allowed is not Datasette.permission_allowed or (
+        "permission_allowed" in vars(datasette)
+    ):
+        return False
     hooks = pm.hook
     if {impl.plugin_name for impl in hooks.permission_allowed.get_hookimpls()} != {
         DATASETTE_PERMISSION_HOOK

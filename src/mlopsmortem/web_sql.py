@@ -65,36 +65,42 @@ def library_db(conn: sqlite3.Connection) -> sqlite_utils.Database:
 # How often a knowledge base served inline is counted again: a crawl may grow it while it
 # is served.
 INLINE_RECHECK_SECONDS = 30.0
+# An inline call slower than this sends the following INLINE_RECHECK_SECONDS of work to the
+# SQL threads: whatever made it slow (a table the counts do not bound, a busy disk) blocked
+# every other request meanwhile.
+INLINE_SLOW_SECONDS = 0.025
 
 
 def inline_connection(datasette: Any, state: State) -> sqlite3.Connection:
-    """This thread's connection to the knowledge base, opened on first use the way Datasette
-    opens its own (read-only, or immutable for a file served with `-i`)."""
+    """This thread's connection to the knowledge base, opened on first use and prepared the
+    way Datasette opens and prepares its own: read-only (immutable for a file served with
+    `-i`), its text decoding, cache size and every plugin's `prepare_connection`."""
     conn = getattr(state.local, "conn", None)
     if conn is None:
         conn = datasette.get_database(state.database).connect()
+        datasette._prepare_connection(conn, state.database)  # what execute_fn's threads do
         state.local.conn = conn
     return conn
 
 
 def runs_inline(datasette: Any, state: State) -> bool:
-    """Whether the knowledge base is small enough to query on the event loop's thread.
-
-    Counts at most inline_max_passages + 1 passages, so the check stays cheap at any size;
-    repeated every INLINE_RECHECK_SECONDS."""
+    """Whether the knowledge base is small enough to query on the event loop's thread: at
+    most inline_max_passages passages and as many stories (the facet and feed queries scan
+    stories). The counts stop at the limit, so the check is cheap at any size; it is repeated
+    every INLINE_RECHECK_SECONDS."""
     if state.inline_max_passages <= 0:
         return False
     now = time.monotonic()
     if now - state.inline_checked_at >= INLINE_RECHECK_SECONDS:
-        (count,) = (
-            inline_connection(datasette, state)
-            .execute(
-                "SELECT count(*) FROM (SELECT 1 FROM passages LIMIT ?)",
-                (state.inline_max_passages + 1,),
-            )
-            .fetchone()
+        conn = inline_connection(datasette, state)
+        limit = state.inline_max_passages
+        state.inline = all(
+            conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT ?)", (limit + 1,)
+            ).fetchone()[0]
+            <= limit
+            for table in ("passages", "stories")  # constants, not input
         )
-        state.inline = count <= state.inline_max_passages
         state.inline_checked_at = now
     return state.inline
 
@@ -108,10 +114,18 @@ async def execute(
     queried on the calling (event loop) thread instead: its searches are a few milliseconds of
     mostly GIL-holding Python, which a worker thread would not run concurrently anyway, and
     the hop there and back (0.3-0.7 ms on a loaded 2-core machine) is a quarter of a cached
-    search. The time limit applies on both paths."""
+    search. The time limit applies on both paths; a slow inline call (INLINE_SLOW_SECONDS)
+    moves the next calls to the SQL threads."""
     try:
         if runs_inline(datasette, state):
-            return fn(inline_connection(datasette, state))
+            started = time.monotonic()
+            try:
+                return fn(inline_connection(datasette, state))
+            finally:
+                finished = time.monotonic()
+                if finished - started > INLINE_SLOW_SECONDS:
+                    state.inline = False
+                    state.inline_checked_at = finished
         return await datasette.get_database(state.database).execute_fn(fn)
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
