@@ -291,6 +291,8 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
                 facets = {}  # too slow: the page still shows the results, without counts
     except BadRequest as exc:
         error, status = str(exc), exc.status
+        if not params.q:  # the parameters were refused: keep what was typed in the form
+            params = Params(q=str(request.args.get("q") or "")[: state.settings.max_query_chars])
     except SearchError as exc:
         error, status = str(exc), 400
     except ModelError as exc:

@@ -223,7 +223,10 @@ async def test_search_page_keeps_mode_and_filters_in_form_and_links(ds) -> None:
     page = await get_html(
         ds, search_path(False, q="dns", mode="keyword", component="kubernetes", since=2019)
     )
-    assert '<input type="radio" name="mode" value="keyword" checked>' in page
+    assert (
+        '<input type="radio" name="mode" value="keyword" checked onchange="this.form.submit()">'
+        in page
+    )
     assert '<input type="hidden" name="component" value="kubernetes">' in page
     assert '<input type="hidden" name="since" value="2019">' in page
     ids = result_ids(page)
