@@ -54,6 +54,7 @@ from mlopsmortem.keyword_search import (
 )
 from mlopsmortem.search_filters import LINK_STATUSES, story_filter_sql
 from mlopsmortem.settings import Settings
+from mlopsmortem.snippets import text_passages_for_cards
 from mlopsmortem.vector_index import (
     UNRESOLVED,
     IndexSnapshot,
@@ -184,9 +185,12 @@ def _hydrate(
     candidates: Sequence[Candidate],
     match: str | None,
     first_rank: int,
+    shown: dict[str, int] | None = None,
 ) -> list[StoryHit]:
+    """StoryHits of the candidates; each shows its chosen passage, or shown[story id]."""
     if not candidates:
         return []
+    shown = shown or {}
     story_ids = [c.story_id for c in candidates]
     marks = ",".join("?" * len(story_ids))
     stories = {
@@ -198,7 +202,8 @@ def _hydrate(
             story_ids,
         )
     }
-    passage_ids = [c.passage_id for c in candidates if c.passage_id is not None]
+    passage_of = {c.story_id: shown.get(c.story_id, c.passage_id) for c in candidates}
+    passage_ids = [p for p in passage_of.values() if p is not None]
     pmarks = ",".join("?" * len(passage_ids))
     texts = {
         row[0]: row[1]
@@ -210,8 +215,9 @@ def _hydrate(
     hits = []
     for offset, c in enumerate(candidates):
         row = stories[c.story_id]
-        text = texts.get(c.passage_id, "") if c.passage_id is not None else ""
-        snippet, highlights = make_snippet(text, spans.get(c.passage_id or -1, []))
+        passage_id = passage_of[c.story_id]
+        text = texts.get(passage_id, "") if passage_id is not None else ""
+        snippet, highlights = make_snippet(text, spans.get(passage_id or -1, []))
         hits.append(
             StoryHit(
                 id=row[0],
@@ -229,7 +235,7 @@ def _hydrate(
                 snippet=snippet,
                 snippet_marked=mark_snippet(snippet, highlights),
                 highlights=highlights,
-                passage_id=c.passage_id,
+                passage_id=passage_id,
                 matched_by=c.matched_by,
             )
         )
@@ -356,7 +362,9 @@ def search(
     page = ranked[offset:needed]
     if sims is not None and snapshot is not None:
         _resolve_passages(page, snapshot, sims)
-    hits = _hydrate(conn, page, match, offset + 1)
+    chosen = {c.story_id: c.passage_id for c in page if c.passage_id is not None}
+    shown = text_passages_for_cards(conn, chosen, snapshot, sims)
+    hits = _hydrate(conn, page, match, offset + 1, shown)
     clock.lap("hydrate")
     return hits
 
