@@ -14,8 +14,12 @@ import pytest
 from datasette.app import Datasette
 
 import mlopsmortem.web_sql as web_sql
+from mlopsmortem.db import open_db
+from mlopsmortem.embed import embed_passages
+from mlopsmortem.passages import sync_passages
 from mlopsmortem.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
 from mlopsmortem.web import BadRequest, kb_state
+from tests.conftest_search import kb_settings
 from tests.test_plugin import PLUGINS, kb_path, settings
 
 __all__ = ["kb_path", "settings"]  # fixtures used below
@@ -252,3 +256,45 @@ async def test_a_slow_inline_call_sends_the_next_ones_to_the_sql_threads(kb_path
     assert await web_sql.execute(ds, state, lambda conn: threading.get_ident()) != (
         threading.get_ident()
     )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("limit", [None, 0])
+async def test_a_story_a_crawl_adds_while_serving_is_found(kb_path, settings, tmp_path, limit):
+    # the inline connection stays open between requests: it must not pin an old snapshot
+    copied = copy_kb(kb_path, tmp_path)
+    ds = datasette(copied, settings, limit)
+    query = "/-/search.json?q=quetzal+turbine+telemetry"
+    before = (await ds.client.get(query)).json()["results"]
+    assert "quetzal" not in {h["id"] for h in before}
+    db = open_db(copied)  # the crawl: another connection writes and commits
+    try:
+        with db.conn:
+            db["stories"].insert(
+                {
+                    "id": "quetzal",
+                    "url": "https://example.org/quetzal",
+                    "title": "Quetzal turbine telemetry lost",
+                    "components": '["monitoring"]',
+                    "impacts": '["data-loss"]',
+                }
+            )
+            db["pages"].insert(
+                {"story_id": "quetzal", "url": "https://example.org/quetzal", "link_status": "live"}
+            )
+            db["documents"].insert(
+                {
+                    "story_id": "quetzal",
+                    "title": "Quetzal turbine telemetry lost",
+                    "text": "The quetzal turbine telemetry pipeline dropped every reading for a "
+                    "day when its collector ran out of disk.",
+                    "word_count": 18,
+                }
+            )
+        crawl_settings = kb_settings(copied)
+        sync_passages(db, settings=crawl_settings)
+        embed_passages(db, crawl_settings, progress=False)
+    finally:
+        db.close()
+    after = (await ds.client.get(query)).json()["results"]
+    assert after[0]["id"] == "quetzal"
