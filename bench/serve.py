@@ -64,11 +64,11 @@ thread (0.3-0.7 ms), and the clients above replace ds.client and httpx (which no
 What is left on the demo database, per request: Datasette's router, CSRF middleware and view
 wrapper about 0.2 ms (a route answering "ok" takes 0.19 ms in-process), the plugin about
 0.15 ms (parameters, JSON, links, the permission shortcut), uvicorn and loopback 0.1-0.4 ms.
-Against a 1.5-3 ms library call that is 1.2-1.5x in-process, where the target (<= 1.5x) holds
-in 27 of 28 sequential cells. Over HTTP the server process must wake for every request on a
-machine whose other core is busy: within target in 17 of 28 sequential cells, 1.52-1.92x in the
-other 11. With the machine quiet, an HTTP search cost no more than the in-process one (a
-separate measurement: 3.05 ms both), so most of that difference is scheduling, not serving work.
+Against a 1.5-4 ms library call that is 1.2-1.5x in-process, where the target (<= 1.5x) holds in
+27 of 28 sequential cells. Over HTTP the server process must wake for every request on a machine
+whose other core is busy: within target in 17 of 28 sequential cells, 1.52-1.92x in the other
+11. With the machine quiet, an HTTP search cost no more than the in-process one (a separate
+measurement: 3.05 ms both), so most of that difference is scheduling, not serving work.
 """
 
 from __future__ import annotations
