@@ -76,3 +76,12 @@ async def test_keyboard_shortcuts(ds) -> None:
     assert page.count('onchange="this.form.submit()"') == 3  # the three modes
     empty = await get_html(ds, "/-/search")
     assert "mm-skip" not in empty and "onchange" not in empty  # nothing to re-run yet
+
+
+@pytest.mark.asyncio
+async def test_story_row_page_heading_is_the_title_with_a_way_back(ds) -> None:
+    page = await get_html(ds, "/kb/stories/fluentbit")
+    heading = re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S)
+    assert heading is not None and "Fluent Bit" in html.unescape(heading.group(1))
+    assert '<a href="/-/search">← Search failure stories</a>' in page
+    assert "stories: fluentbit" in page  # the row's key is still shown
