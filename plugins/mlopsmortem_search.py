@@ -359,6 +359,11 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
     return Response.html(html, status=status)
 
 
+def _came_from(request: Any, state: State) -> Params:
+    """The search a similar-stories link was followed from: its `q`, cut to the query limit."""
+    return Params(q=str(request.args.get("q") or "")[: state.settings.max_query_chars])
+
+
 async def similar_view(datasette, request):
     story_id = urllib.parse.unquote(request.url_vars["story_id"])
     as_json = bool(request.url_vars.get("ext"))
@@ -424,7 +429,8 @@ async def similar_view(datasette, request):
         "error": None,
         "database": state.database,
         "json_url": similar_path(state, story_id, json=True),
-        "search_url": datasette.urls.path("-/search"),
+        # back to the search the visitor came from (the search page's links carry its query)
+        "search_url": search_url(datasette, _came_from(request, state)),
         "mm_css": _css_context(datasette),
         "metadata": datasette.metadata(),
     }

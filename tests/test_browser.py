@@ -128,7 +128,7 @@ def test_search_facet_and_similar_in_a_real_browser(server: str, tmp_path: Path)
 
             # open the similar stories of the first result
             hits.first.get_by_role("link", name="Similar stories").click()
-            page.wait_for_url("**/-/similar/fluentbit")
+            page.wait_for_url("**/-/similar/fluentbit?q=*")
             expect(page.locator("h1")).to_have_text("Stories similar to")
             expect(page.locator(".mm-panel h2")).to_contain_text("How Fluent Bit silently")
             expect(hits.first).to_have_attribute("data-story-id", "logstash")

@@ -195,7 +195,7 @@ async def test_search_page_shows_ranked_results_with_links_and_marks(ds) -> None
     first = first[: first.index("</li>")]
     assert 'href="/kb/stories/fluentbit"' in first
     assert 'href="https://example.org/fluentbit"' in first
-    assert 'href="/-/similar/fluentbit"' in first
+    assert 'href="/-/similar/fluentbit?q=lost+logs+fluent-bit"' in first
     assert "Acme Cloud" in first and "2022" in first
     assert 'class="mm-status mm-status-live"' in first
     assert "<mark>" in first and 'class="mm-snippet"' in first

@@ -85,3 +85,16 @@ async def test_story_row_page_heading_is_the_title_with_a_way_back(ds) -> None:
     assert heading is not None and "Fluent Bit" in html.unescape(heading.group(1))
     assert '<a href="/-/search">← Search failure stories</a>' in page
     assert "stories: fluentbit" in page  # the row's key is still shown
+
+
+@pytest.mark.asyncio
+async def test_similar_stories_lead_back_to_the_search_they_came_from(ds) -> None:
+    page = await get_html(ds, search_path(False, q="lost logs"))
+    link = re.search(r'<a class="mm-similar" href="([^"]+)"', page)
+    assert link is not None
+    url = html.unescape(link.group(1))
+    assert url.startswith("/-/similar/") and url.endswith("?q=lost+logs")
+    similar = await get_html(ds, url)
+    assert '<a href="/-/search?q=lost+logs">← Search</a>' in similar
+    plain = await get_html(ds, url.split("?")[0])
+    assert '<a href="/-/search">← Search</a>' in plain

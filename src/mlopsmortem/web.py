@@ -426,6 +426,8 @@ def hit_view(datasette: Any, state: State, hit: Any, params: Params | None) -> d
     view = hit.to_dict()
     view["story_url"] = story_path(state, hit.id)
     view["similar_url"] = similar_path(state, hit.id)
+    if params is not None and params.q:  # the similar page links back to this search
+        view["similar_url"] += "?" + urllib.parse.urlencode({"q": params.q})
     view["href"] = safe_href(hit.url)
     chips = []
     for kind, values in (("component", hit.components), ("impact", hit.impacts)):
