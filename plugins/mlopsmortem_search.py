@@ -76,6 +76,7 @@ from mlopsmortem.web import (
     search_url,
     similar_path,
     story_path,
+    typed_query,
     visible_state,
 )
 from mlopsmortem.web_sql import (
@@ -292,7 +293,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
     except BadRequest as exc:
         error, status = str(exc), exc.status
         if not params.q:  # the parameters were refused: keep what was typed in the form
-            params = Params(q=str(request.args.get("q") or "")[: state.settings.max_query_chars])
+            params = typed_query(request.args, state.settings.max_query_chars)
     except SearchError as exc:
         error, status = str(exc), 400
     except ModelError as exc:
@@ -357,11 +358,6 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         "mlopsmortem_search.html", context, request=request, view_name="mlopsmortem-search"
     )
     return Response.html(html, status=status)
-
-
-def _came_from(request: Any, state: State) -> Params:
-    """The search a similar-stories link was followed from: its `q`, cut to the query limit."""
-    return Params(q=str(request.args.get("q") or "")[: state.settings.max_query_chars])
 
 
 async def similar_view(datasette, request):
@@ -430,7 +426,9 @@ async def similar_view(datasette, request):
         "database": state.database,
         "json_url": similar_path(state, story_id, json=True),
         # back to the search the visitor came from (the search page's links carry its query)
-        "search_url": search_url(datasette, _came_from(request, state)),
+        "search_url": search_url(
+            datasette, typed_query(request.args, state.settings.max_query_chars)
+        ),
         "mm_css": _css_context(datasette),
         "metadata": datasette.metadata(),
     }

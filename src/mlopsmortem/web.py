@@ -376,6 +376,12 @@ def parse_params(args: QueryArgs, max_query_chars: int, *, default_n: int = DEFA
 # --------------------------------------------------------------------------- URLs and shapes
 
 
+def typed_query(args: QueryArgs, max_query_chars: int) -> Params:
+    """Only the query the visitor typed (`q`, cut to the limit), for a page whose other
+    parameters were refused or do not apply: the search box and links back keep it."""
+    return Params(q=str(args.get("q") or "")[:max_query_chars])
+
+
 def safe_href(url: Any) -> str | None:
     """An http(s) URL to link to, or None (no javascript:, data: or relative links)."""
     if not isinstance(url, str):
