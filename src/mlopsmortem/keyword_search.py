@@ -333,17 +333,24 @@ def _keyword_stories(
     return _keyword_stories_exact(conn, match, stories.where, stories.params, pool, tuning)
 
 
+def _matching_passages_sql(where: str) -> str:
+    """(story_id, passage_id, rank) of every passage matching `?` (after the title weight `?`)
+    whose story passes `where`: the one bm25 both grouped queries below rank by."""
+    return (
+        "SELECT p.story_id AS story_id, f.rowid AS passage_id,"
+        " bm25(passages_fts, 1.0, ?) AS rank"
+        " FROM passages_fts f JOIN passages p ON p.id = f.rowid"
+        f" WHERE passages_fts MATCH ? AND p.story_id IN (SELECT s.id FROM stories s WHERE {where})"
+    )
+
+
 def _keyword_stories_exact(
     conn: sqlite3.Connection, match: str, where: str, params: list[Any], limit: int, tuning: Tuning
 ) -> list[Ranked]:
     """The grouped query: bm25 of every matching passage of an allowed story, best per story."""
     sql = (
-        "WITH m AS MATERIALIZED ("
-        " SELECT p.story_id AS story_id, f.rowid AS passage_id,"
-        " bm25(passages_fts, 1.0, ?) AS rank"
-        " FROM passages_fts f JOIN passages p ON p.id = f.rowid"
-        f" WHERE passages_fts MATCH ? AND p.story_id IN (SELECT s.id FROM stories s WHERE {where})"
-        ") SELECT story_id, passage_id, min(rank) AS best FROM m"
+        f"WITH m AS MATERIALIZED ({_matching_passages_sql(where)})"
+        " SELECT story_id, passage_id, min(rank) AS best FROM m"
         " GROUP BY story_id ORDER BY best, story_id LIMIT ?"
     )
     rows = conn.execute(sql, [tuning.title_weight, match, *params, limit]).fetchall()
@@ -354,12 +361,7 @@ def _keyword_passages(
     conn: sqlite3.Connection, match: str, where: str, params: list[Any], limit: int, tuning: Tuning
 ) -> list[Ranked]:
     """(story_id, passage id, -bm25) of the best-matching passages, best first."""
-    sql = (
-        "SELECT p.story_id, f.rowid, bm25(passages_fts, 1.0, ?) AS rank"
-        " FROM passages_fts f JOIN passages p ON p.id = f.rowid"
-        f" WHERE passages_fts MATCH ? AND p.story_id IN (SELECT s.id FROM stories s WHERE {where})"
-        " ORDER BY rank, f.rowid LIMIT ?"
-    )
+    sql = f"{_matching_passages_sql(where)} ORDER BY rank, passage_id LIMIT ?"
     rows = conn.execute(sql, [tuning.title_weight, match, *params, limit]).fetchall()
     return [Ranked(r[0], r[1], -r[2]) for r in rows]
 
