@@ -148,3 +148,16 @@ async def test_a_datasette_that_decides_itself_is_asked(kb_path, settings):
     )
     assert not nothing_can_refuse(ds)
     assert (await ds.client.get(PAGES[0])).status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_metadata_given_anew_is_read_anew(kb_path, settings):
+    # the metadata walk is kept per metadata object; metadata given anew (as a test or a
+    # plugin may hand an instance) is walked again, and its rule refuses
+    ds = plain_datasette(kb_path, settings)
+    assert (await ds.client.get(PAGES[0])).status_code == 200
+    ruled = copy.deepcopy(ds._metadata_local)
+    ruled["allow"] = {"id": "admin"}
+    ds._metadata_local = ruled
+    assert not nothing_can_refuse(ds)
+    assert (await ds.client.get(PAGES[0])).status_code == 403
