@@ -34,14 +34,15 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   inline_max_passages  knowledge bases up to this many passages are queried on the event
                     loop's thread, larger ones on Datasette's SQL threads (default 2000; 0: always
                     the SQL threads; see mlopsmortem.web_sql.execute)
+  direct_json       answer /-/search.json in front of Datasette's router when the router would
+                    decide nothing: no cookie, credentials, rule or plugin (default true; see
+                    mlopsmortem.web_direct)
 """
 
 import hashlib
-import logging
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from jinja2 import FileSystemLoader
 
 from mlopsmortem.embed import encode_vector, model_key
 from mlopsmortem.errors import ModelError, NotFoundError, SearchError
-from mlopsmortem.search import MODES, similar, vector_index
+from mlopsmortem.search import MODES, similar
 from mlopsmortem.settings import DEFAULT_MODEL, Settings
 from mlopsmortem.web import (
     FACET_TITLES,
@@ -60,7 +61,6 @@ from mlopsmortem.web import (
     MAX_OFFSET,
     BadRequest,
     Params,
-    State,
     bounded_n,
     error_response,
     feed_url,
@@ -79,6 +79,7 @@ from mlopsmortem.web import (
     typed_query,
     visible_state,
 )
+from mlopsmortem.web_direct import direct_json_route
 from mlopsmortem.web_sql import (
     dict_rows,
     execute,
@@ -87,32 +88,15 @@ from mlopsmortem.web_sql import (
     run_facets,
     run_search,
     story_details,
+    warm_up,
 )
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 CSS_PATH = HERE / "static" / "mlopsmortem.css"
 
-log = logging.getLogger("mlopsmortem.plugin")
-
 
 # --------------------------------------------------------------------------- startup, templates
-
-
-def _warm(state: State, connect: Callable[[], sqlite3.Connection]) -> None:
-    """Background thread: load the model, embed once, read the vectors into memory."""
-    try:
-        query_vector("warm up the model", state.settings.model_name)
-    except Exception as exc:  # noqa: BLE001 - a warm-up failure must never kill the server
-        log.warning("mlopsmortem: could not load the embedding model: %s", exc)
-    try:
-        conn = connect()  # as Datasette opens its own: read-only, or immutable with -i
-        try:
-            vector_index(library_db(conn), model_key(state.settings.model_name)).refresh(conn)
-        finally:
-            conn.close()
-    except Exception as exc:  # noqa: BLE001
-        log.warning("mlopsmortem: could not preload the vectors: %s", exc)
 
 
 @hookimpl
@@ -123,7 +107,7 @@ def startup(datasette):
             return
         state.warm_started = True
         connect = datasette.get_database(state.database).connect
-        threading.Thread(target=_warm, args=(state, connect), name="mlopsmortem-warm").start()
+        threading.Thread(target=warm_up, args=(state, connect), name="mlopsmortem-warm").start()
 
     return inner
 
@@ -458,6 +442,18 @@ def register_routes(datasette):
         (r"^/-/similar/(?P<story_id>[^/]+?)(?P<ext>\.json)?$", similar_view),
         (r"^/-/mlopsmortem\.css$", stylesheet),
     ]
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    """The JSON search API answered in front of Datasette's router when the router would
+    decide nothing (no cookie, no credentials, no rule or plugin that could): 0.13-0.2 ms
+    less a request, the same bytes. See mlopsmortem.web_direct."""
+    if plugin_config(datasette).get("direct_json", True) is False:
+        return lambda app: app
+    return lambda app: direct_json_route(
+        datasette, app, path="/-/search.json", view=search_json, wrapper_hook=asgi_wrapper
+    )
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +17,9 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from mlopsmortem.embed import model_key
 from mlopsmortem.errors import SearchError
-from mlopsmortem.search import search, similar, story_filter_sql
+from mlopsmortem.search import search, similar, story_filter_sql, vector_index
 from mlopsmortem.vector_index import cached_query_vector
 from mlopsmortem.web import (
     SIMILAR_ON_ROW_PAGE,
@@ -29,6 +31,9 @@ from mlopsmortem.web import (
 )
 
 T = TypeVar("T")
+
+# the plugin's logger: its warm-up runs here
+log = logging.getLogger("mlopsmortem.plugin")
 
 
 # --------------------------------------------------------------------------- library calls
@@ -334,3 +339,20 @@ def story_details(conn: sqlite3.Connection, state: State, story_id: str) -> dict
         details["similar"] = []
         details["similar_note"] = str(exc)
     return details
+
+
+def warm_up(state: State, connect: Callable[[], sqlite3.Connection]) -> None:
+    """Background thread at startup: load the model, embed once, read the vectors into memory,
+    so that the first searches do not wait for them."""
+    try:
+        query_vector("warm up the model", state.settings.model_name)
+    except Exception as exc:  # noqa: BLE001 - a warm-up failure must never kill the server
+        log.warning("mlopsmortem: could not load the embedding model: %s", exc)
+    try:
+        conn = connect()  # as Datasette opens its own: read-only, or immutable with -i
+        try:
+            vector_index(library_db(conn), model_key(state.settings.model_name)).refresh(conn)
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("mlopsmortem: could not preload the vectors: %s", exc)
