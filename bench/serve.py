@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serve.py [--passages 100000] [--requests 200] [--clients 8]
                                     [--modes hybrid,keyword] [--kb demo,synthetic] [--skip-http]
+                                    [--cpu 0|any]
                                     [--workdir /tmp/mlopsmortem-bench-serve] [--fresh]
 
 Two knowledge bases, both cached in --workdir (--fresh rebuilds them): the demo database, built
@@ -94,7 +95,7 @@ from sqlite_utils import Database
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.* (in serve_kb)
 
-from serve_clients import KeepAliveHTTP, Reply, asgi_caller  # noqa: E402  (bench/ on sys.path)
+from serve_clients import BlockingHTTP, KeepAliveHTTP, Reply, asgi_caller  # noqa: E402  (bench/ on sys.path)
 from serve_kb import (  # noqa: E402
     VARIANTS,
     FreshQueries,
@@ -231,6 +232,19 @@ async def served(
     return latencies, time.perf_counter() - started
 
 
+def served_blocking(get: Callable[[str], Reply], queries: Sequence[str], mode: str) -> Sample:
+    """Sequential requests through BlockingHTTP."""
+    latencies = []
+    started = time.perf_counter()
+    for q in queries:
+        t = time.perf_counter()
+        response = get(url_of(q, mode))
+        latencies.append(time.perf_counter() - t)
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {response.text[:300]}")
+    return latencies, time.perf_counter() - started
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -272,16 +286,27 @@ class Server:
 
 
 async def client_costs(
-    ds: Any, server: Server, http: KeepAliveHTTP, queries: Sequence[str], requests: int
+    ds: Any,
+    server: Server,
+    http: KeepAliveHTTP,
+    blocking: BlockingHTTP,
+    queries: Sequence[str],
+    requests: int,
 ) -> None:
     """What the clients the benchmark does not time would add: the same warmed requests,
     sequential and interleaved, through Datasette's test client against the direct ASGI call,
-    and through httpx against KeepAliveHTTP."""
+    through httpx against KeepAliveHTTP, and through KeepAliveHTTP (the concurrent clients)
+    against BlockingHTTP (the sequential one)."""
     direct = asgi_caller(ds.app())
+
+    async def blocking_get(url: str) -> Reply:
+        return blocking.get(url)
+
     async with httpx.AsyncClient(base_url=server.base, timeout=120) as client:
         pairs = {
             "in-process": (("ds.client", ds.client.get), ("ASGI call", direct)),
             "http": (("httpx", client.get), ("keep-alive", http.get)),
+            "http, one at a time": (("keep-alive", http.get), ("blocking", blocking_get)),
         }
         for variant, sides in pairs.items():
             times: dict[str, list[float]] = {label: [] for label, _ in sides}
@@ -322,14 +347,16 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
         for mode in args.modes:
             await in_process(url_of(q, mode))
     server = None if args.skip_http else Server(path)
-    http = None
+    http = blocking = None
     try:
         if server is not None:
             http = KeepAliveHTTP("127.0.0.1", server.port)
+            blocking = BlockingHTTP("127.0.0.1", server.port)
             for q in queries:
                 for mode in args.modes:
                     await http.get(url_of(q, mode))
-            await client_costs(ds, server, http, queries, args.requests)
+                    blocking.get(url_of(q, mode))
+            await client_costs(ds, server, http, blocking, queries, args.requests)
         gets = {"in-process": in_process, "http": http.get if http else None}
         for workload, about in WORKLOADS:
             say(f"  {workload}: {about}")
@@ -358,7 +385,10 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
                             )
                         add(samples, "library", sample)
                         for variant, get in gets.items():
-                            if get is not None:
+                            if variant == "http" and clients == 1 and blocking is not None:
+                                sample = served_blocking(blocking.get, part[variant], mode)
+                                add(samples, variant, sample)
+                            elif get is not None:
                                 sample = await served(get, part[variant], mode, clients)
                                 add(samples, variant, sample)
                     base = Figures(*samples["library"])
@@ -370,6 +400,8 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
         library_db.close()
         if http is not None:
             await http.aclose()
+        if blocking is not None:
+            blocking.close()
         if server is not None:
             server.close()
 
@@ -386,12 +418,21 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--modes", default="hybrid,keyword")
     parser.add_argument("--skip-http", action="store_true", help="no uvicorn subprocess")
+    parser.add_argument(
+        "--cpu",
+        default="0",
+        help="the CPU the benchmark and its server run on (default 0); 'any': not pinned",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mlopsmortem-bench-serve"))
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
     parser.add_argument("--kb", default="demo,synthetic", help="knowledge bases to measure")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.kb = [k.strip() for k in args.kb.split(",") if k.strip()]
+    if args.cpu != "any":
+        # before the server starts: it inherits the affinity (see the module's docstring)
+        os.sched_setaffinity(0, {int(args.cpu)})
+    say(f"CPUs: {sorted(os.sched_getaffinity(0))} of {os.cpu_count()}")
     # one torch thread, as in the `mlopsmortem serve` subprocess: library, in-process and http
     # then embed new queries alike
     embed_queries_single_threaded()

@@ -10,11 +10,16 @@ would add, measured in the same run.
   asgi_caller(app)   calls the ASGI app `mlopsmortem serve` runs (middleware and all) directly
   KeepAliveHTTP      HTTP/1.1 GETs over persistent loopback connections, one per concurrent
                      caller, as a load generator (wrk, hey) holds them
+  BlockingHTTP       the same over one connection with blocking socket calls, for requests one
+                     after another: no event loop between the socket and the timer, 0.06-0.07 ms
+                     less per request than KeepAliveHTTP against a bare uvicorn app (0.13-0.15
+                     against 0.20 ms a round trip)
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -146,3 +151,53 @@ class KeepAliveHTTP:
         for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
+
+
+class BlockingHTTP:
+    """GET requests one after another over one persistent HTTP/1.1 connection, with blocking
+    socket calls (the sequential measurements need no event loop). Replies are read by their
+    Content-Length or their chunks, through a buffered reader of the socket."""
+
+    IDLE_SECONDS = KeepAliveHTTP.IDLE_SECONDS  # uvicorn closes an idle connection after 5 s
+
+    def __init__(self, host: str, port: int, timeout: float = 120.0) -> None:
+        self.address, self.timeout = (host, port), timeout
+        self.request_head = f"Host: {host}:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(self.address, timeout=self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+        self.last_used = time.monotonic()
+
+    def get(self, url: str) -> Reply:
+        if time.monotonic() - self.last_used >= self.IDLE_SECONDS:
+            self.close()
+            self._connect()
+        self.sock.sendall(f"GET {url} HTTP/1.1\r\n".encode("ascii") + self.request_head)
+        status = int(self.file.readline().split(b" ", 2)[1])
+        headers = {}
+        while (line := self.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if headers.get(b"transfer-encoding") == b"chunked":
+            parts = []
+            while size := int(self.file.readline().split(b";")[0], 16):
+                parts.append(self.file.read(size))
+                self.file.readline()  # the CRLF after the chunk
+            while self.file.readline() not in (b"\r\n", b""):
+                pass  # trailer fields, up to the empty line
+            body = b"".join(parts)
+        elif b"content-length" in headers:
+            body = self.file.read(int(headers[b"content-length"]))
+        else:
+            raise RuntimeError(f"{url}: a reply with neither Content-Length nor chunks")
+        if headers.get(b"connection") == b"close":
+            raise RuntimeError(f"{url}: the server closed the connection")
+        self.last_used = time.monotonic()
+        return Reply(status, body)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
