@@ -131,17 +131,18 @@ class Figures:
     def __init__(self, latencies: Sequence[float], walls: Sequence[float]) -> None:
         self.p50 = percentile(latencies, 50)
         self.p95 = percentile(latencies, 95)
+        self.mean = sum(latencies) / len(latencies)
         self.rps = len(latencies) / sum(walls) if sum(walls) else 0.0
 
     def row(self, label: str, base: Figures | None) -> str:
         text = (
-            f"      {label:12} p50 {self.p50 * 1000:8.2f}  p95 {self.p95 * 1000:8.2f}"
-            f"  {self.rps:8.1f} req/s"
+            f"      {label:12} p50 {self.p50 * 1000:7.2f}  p95 {self.p95 * 1000:7.2f}"
+            f"  mean {self.mean * 1000:7.2f}  {self.rps:6.1f} req/s"
         )
         if base is not None:
             text += (
                 f"   x{self.p50 / base.p50:5.2f} p50  x{self.p95 / base.p95:5.2f} p95"
-                f"  x{base.rps / self.rps:5.2f} time/req"
+                f"  x{self.mean / base.mean:5.2f} mean  x{base.rps / self.rps:5.2f} time/req"
             )
         return text
 
