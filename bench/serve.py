@@ -246,6 +246,17 @@ def served_blocking(get: Callable[[str], Reply], queries: Sequence[str], mode: s
     return latencies, time.perf_counter() - started
 
 
+def run_on(pids: Sequence[int], cpus: set[int]) -> None:
+    """Every thread of these processes on these CPUs (Linux: a thread's affinity is its own,
+    and a new thread inherits its creator's)."""
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except ProcessLookupError:
+                pass  # the thread ended meanwhile
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -371,6 +382,10 @@ async def bench_db(name: str, path: Path, queries: Sequence[str], args: argparse
                     else:
                         plans = fresh.plans(args.requests)
                     say(f"    {mode}, {label} ({args.requests} requests each; ms)")
+                    run_on(
+                        [os.getpid()] + ([server.process.pid] if server is not None else []),
+                        args.sequential_cpus if clients == 1 else args.all_cpus,
+                    )
                     # interleave the variants in rounds, so that load from elsewhere on the
                     # machine falls on all of them alike
                     samples: dict[str, tuple[list[float], list[float]]] = {}
@@ -422,7 +437,8 @@ def main() -> None:
     parser.add_argument(
         "--cpu",
         default="0",
-        help="the CPU the benchmark and its server run on (default 0); 'any': not pinned",
+        help="the CPU sequential requests run on, the benchmark's and the server's"
+        " (default 0; concurrent clients use every CPU); 'any': never pinned",
     )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mlopsmortem-bench-serve"))
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
@@ -430,10 +446,12 @@ def main() -> None:
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.kb = [k.strip() for k in args.kb.split(",") if k.strip()]
-    if args.cpu != "any":
-        # before the server starts: it inherits the affinity (see the module's docstring)
-        os.sched_setaffinity(0, {int(args.cpu)})
-    say(f"CPUs: {sorted(os.sched_getaffinity(0))} of {os.cpu_count()}")
+    args.all_cpus = os.sched_getaffinity(0)
+    args.sequential_cpus = args.all_cpus if args.cpu == "any" else {int(args.cpu)}
+    say(
+        f"CPUs: sequential requests on {sorted(args.sequential_cpus)}, concurrent clients on"
+        f" {sorted(args.all_cpus)}"
+    )
     # one torch thread, as in the `mlopsmortem serve` subprocess: library, in-process and http
     # then embed new queries alike
     embed_queries_single_threaded()
