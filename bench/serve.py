@@ -16,13 +16,14 @@ each mode:
                plugin calls it (concurrent: one connection per thread)
   in-process   the ASGI app of serve.build_datasette(settings), the Datasette instance
                `mlopsmortem serve` runs (middleware and all), called directly without HTTP
-  http         a real `mlopsmortem serve` (uvicorn) subprocess over loopback, through a
-               keep-alive HTTP/1.1 client with one connection per concurrent client
-               (bench/serve_clients.py)
+  http         a real `mlopsmortem serve` (uvicorn) subprocess over loopback: sequential
+               requests through one keep-alive connection with blocking socket calls
+               (BlockingHTTP), concurrent ones through one asyncio connection per client
+               (KeepAliveHTTP; bench/serve_clients.py)
 
-Neither client is Datasette's test client or httpx: those spend 0.3-0.6 and 0.9-1.4 ms of
-their own per request, which no server sees; each run prints what they would add
-("client cost"), measured on the same warmed requests.
+None of these clients is Datasette's test client or httpx: those spend 0.3-0.9 and 0.9-2 ms of
+their own per request, which no server sees, and KeepAliveHTTP 0.1-0.25 ms more than
+BlockingHTTP; each run prints what they would add ("client cost"), on the same warmed requests.
 
 sequential = --requests requests one after another; concurrent = --clients clients sharing
 --requests requests. Two workloads, each with every mode, sequential and concurrent:
@@ -38,38 +39,47 @@ sequential = --requests requests one after another; concurrent = --clients clien
                     plugin just before it: the same work on both sides.
 
 The three variants take turns, in 20 rounds of sequential requests and 4 rounds of concurrent
-clients, so that load from elsewhere on the machine falls on all of them alike. Reported: p50
-and p95 latency per request (ms), throughput (requests/s) and the ratio of each served figure to
-the library's; "time/req" is library throughput / served throughput, the fair comparison under
-concurrency, where latency includes queueing. In-process with 8 clients on the demo database the
-plugin answers without awaiting anything (its queries run on the event loop:
+clients, so that load from elsewhere on the machine falls on all of them alike. Sequential
+requests run with the benchmark and the server on one CPU (--cpu, default 0; `run_on`): this
+machine's two vCPUs run the same search at different speeds at the same moment (1.4 against
+2.4 ms seen, another tenant's load), and unpinned that difference lands on whichever variant
+runs on the slower one, often the server process alone. Concurrent clients use every CPU.
+
+Reported: p50, p95 and mean latency per request (ms), throughput (requests/s) and the ratio of
+each served figure to the library's; "time/req" is library throughput / served throughput.
+Under concurrency, compare time/req and the mean: the library's 8 threads take the GIL
+unfairly (one thread finishes several searches while the others wait: a low p50, a high p95),
+the server answers in arrival order (p50 about the mean). In-process with 8 clients on the
+demo database the plugin answers without awaiting anything (its queries run on the event loop:
 `mlopsmortem.web_sql.execute`), so each request runs to its end before the next starts and its
 latency leaves out the wait: there, only time/req compares.
 
-Figures (2 cores shared with other work; p50 ratio served / library unless marked). Seven runs
-of the demo database, two of the 100k one; per cell, the range over the runs:
+Figures (2 vCPUs shared with other tenants; p50 ratio served / library). The demo database, ten
+runs: six as above, four before sequential cells were pinned (one with the asyncio client for
+sequential HTTP); the 100k one, two runs:
 
-  demo, repeated   library 1.5-1.8 ms. Sequential: in-process x1.22-1.52 (1 of 14 cells over
-                   1.5), http x1.24-1.92 (8 of 14 over; p95 x1.12-2.12). 8 clients: time/req
-                   x0.82-1.09 (http p50 x1.06-1.49).
-  demo, new        library 15-17 ms hybrid (most of it embedding the query), 2.7-4 ms keyword.
-                   Sequential: in-process x1.05-1.50, http x1.10-1.69 (3 of 14 over: keyword).
-                   8 clients: time/req x0.88-1.13.
-  100k             every cell x0.72-1.17 (p95 x0.55-1.42), sequential or 8 clients.
+  demo, repeated   library 1.4-2.6 ms (3.2 on a busy machine). Sequential: in-process
+                   x0.99-1.25; http x1.23-1.43 in 17 of 20 cells, the other three x1.54,
+                   x1.56 (unpinned) and x1.69 (pinned, in a run where the machine was busy:
+                   mean ratio x1.44 there). 8 clients: http p50 x0.82-1.40, p95 x0.49-0.89,
+                   time/req x0.70-0.98.
+  demo, new        library 15-25 ms hybrid (most of it embedding the query), 2.5-4.6 ms
+                   keyword. Sequential: in-process x1.02-1.26, http x1.06-1.38. 8 clients:
+                   http p50 x0.93-1.06, time/req x0.89-1.06.
+  100k             every cell x0.74-1.11 (p95 x0.57-1.10), sequential or 8 clients.
 
-Against the previous version (2.53x in-process, 3.14x http for demo repeated queries, hybrid):
-the permission check is skipped when nothing could refuse (0.45 -> 0.04 ms; mlopsmortem.web
-nothing_can_refuse), a small knowledge base is queried on the event loop instead of a SQL
-thread (0.3-0.7 ms), and the clients above replace ds.client and httpx (which no server sees).
-
-What is left on the demo database, per request: Datasette's router, CSRF middleware and view
-wrapper about 0.2 ms (a route answering "ok" takes 0.19 ms in-process), the plugin about
-0.15 ms (parameters, JSON, links, the permission shortcut), uvicorn and loopback 0.1-0.4 ms.
-Against a 1.5-4 ms library call that is 1.2-1.5x in-process, where the target (<= 1.5x) holds in
-27 of 28 sequential cells. Over HTTP the server process must wake for every request on a machine
-whose other core is busy: within target in 17 of 28 sequential cells, 1.52-1.92x in the other
-11. With the machine quiet, an HTTP search cost no more than the in-process one (a separate
-measurement: 3.05 ms both), so most of that difference is scheduling, not serving work.
+What changed since the first version (demo, repeated hybrid queries: 2.53x in-process, 3.14x
+over HTTP), per request:
+  - Datasette's permission checks are skipped when nothing could refuse (0.45 ms; the test
+    itself 0.004 ms: mlopsmortem.web.nothing_can_refuse);
+  - a small knowledge base is queried on the event loop, not a SQL thread (0.3-0.7 ms);
+  - the JSON API is answered in front of Datasette's router and CSRF middleware when they
+    would decide nothing (0.13-0.2 ms; mlopsmortem.web_direct);
+  - text is decoded by SQLite's own UTF-8 decoder, Datasette's lenient one only when a
+    database holds bad bytes (0.03-0.08 ms); orjson encodes the JSON (0.05 ms);
+  - the clients above replace ds.client and httpx, which no server sees.
+What is left on the demo database: the plugin's own work (parameters, links, JSON) about
+0.1-0.2 ms, uvicorn, the loopback and the hand-over between two processes 0.2-0.5 ms.
 """
 
 from __future__ import annotations
