@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
+
+from tests.asgi_calls import asgi_request  # the repository root is on sys.path (serve.py)
 
 
 class Reply(NamedTuple):
@@ -39,41 +40,8 @@ def asgi_caller(app: Any, host: str = "localhost") -> Callable[[str], Awaitable[
     """get(path_and_query) -> Reply, through the ASGI app without any client library."""
 
     async def get(url: str) -> Reply:
-        path, _, query = url.partition("?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": urllib.parse.unquote(path),
-            "raw_path": path.encode("ascii"),
-            "query_string": query.encode("ascii"),
-            "root_path": "",
-            "headers": [(b"host", host.encode("ascii"))],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 80),
-        }
-        status = 0
-        body: list[bytes] = []
-        received = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal received
-            if not received:
-                received = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            return {"type": "http.disconnect"}  # asked again: the response has been sent
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                body.append(message.get("body", b""))
-
-        await app(scope, receive, send)
-        return Reply(status, b"".join(body))
+        status, _, body = await asgi_request(app, url, host=host)
+        return Reply(status, body)
 
     return get
 

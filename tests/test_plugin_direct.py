@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
-import urllib.parse
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,11 @@ import pytest
 from datasette import hookimpl
 from datasette.app import Datasette, DatasetteRouter
 from datasette.plugins import pm
+from datasette.utils.asgi import Response
 
 from mlopsmortem.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
+from mlopsmortem.web import config_flag
+from tests.asgi_calls import asgi_request
 from tests.test_plugin import PLUGINS, kb_path, settings
 
 __all__ = ["kb_path", "settings"]  # fixtures used below
@@ -74,41 +77,9 @@ class Caller:
         return DatasetteRouter.route_path.routed[self.ds]
 
     async def get(
-        self, url: str, headers: list[tuple[bytes, bytes]] = (), method: str = "GET"
+        self, url: str, headers: Sequence[tuple[bytes, bytes]] = (), method: str = "GET"
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        path, _, query = url.partition("?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": urllib.parse.unquote(path),
-            "raw_path": path.encode("ascii"),
-            "query_string": query.encode("ascii"),
-            "root_path": "",
-            "headers": [(b"host", b"localhost"), *headers],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 80),
-        }
-        sent: list[dict[str, Any]] = []
-        received = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal received
-            if not received:
-                received = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await self.app(scope, receive, send)
-        start = sent[0]
-        headers = [(bytes(k), bytes(v)) for k, v in start["headers"]]
-        body = b"".join(m.get("body", b"") for m in sent[1:])
-        return start["status"], headers, body
+        return await asgi_request(self.app, url, headers=headers, method=method)
 
     async def routed_by(self, url: str, **kwargs: Any) -> tuple[bool, int, bytes]:
         """(whether Datasette's router answered, status, body)"""
@@ -218,18 +189,92 @@ class ActorFromHeader:
         return wrap
 
 
+def search_plugin() -> Any:
+    return next(p for p in pm.get_plugins() if "mlopsmortem_search" in getattr(p, "__name__", ""))
+
+
 @pytest.mark.asyncio
-async def test_a_view_that_fails_is_answered_by_datasette(kb_path, settings, monkeypatch):
-    ds = datasette(kb_path, settings)
-    caller = Caller(ds, monkeypatch)
-    await caller.get("/-/search.json?q=warm")
-    plugin = next(p for p in pm.get_plugins() if "mlopsmortem_search" in getattr(p, "__name__", ""))
+async def test_a_view_that_fails_is_answered_as_datasette_answers_it(
+    kb_path, settings, monkeypatch
+):
+    calls = []
 
     async def broken(*args, **kwargs):
+        calls.append(args)
         raise RuntimeError("a bug in the search")
 
-    monkeypatch.setattr(plugin, "run_search", broken)
-    routed, status, body = await caller.routed_by("/-/search.json?q=lost+logs")
-    # Datasette's error handling (its JSON error for a .json path), not a dropped connection
-    assert routed and status == 500
-    assert json.loads(body)["error"] == "a bug in the search"
+    monkeypatch.setattr(search_plugin(), "run_search", broken)
+    direct = Caller(datasette(kb_path, settings), monkeypatch)
+    routed = Caller(datasette(kb_path, settings, direct=False), monkeypatch)
+    for caller in (direct, routed):
+        await caller.get("/-/search.json")  # the first request goes through Datasette
+    url = "/-/search.json?q=lost+logs"
+    calls.clear()
+    answer = await direct.get(url)
+    assert len(calls) == 1  # not run again through Datasette
+    assert direct.routed == 1
+    # Datasette's own error answer (its JSON error for a .json path), byte for byte
+    assert answer == await routed.get(url)
+    assert answer[0] == 500
+    assert json.loads(answer[2])["error"] == "a bug in the search"
+
+
+class SearchElsewhere:
+    """A plugin whose own route answers /-/search.json, registered after ours: Datasette's
+    router tries it first."""
+
+    __name__ = "test-direct-plugin"
+
+    @hookimpl
+    def register_routes(self, datasette):
+        async def other_search(request):
+            return Response.json({"answered by": "another plugin"})
+
+        return [(r"^/-/search\.json$", other_search)]
+
+
+@pytest.mark.asyncio
+async def test_a_route_another_plugin_answers_first_is_left_to_datasette(
+    kb_path, settings, monkeypatch
+):
+    pm.register(SearchElsewhere(), name="test-direct-plugin")
+    try:
+        caller = Caller(datasette(kb_path, settings), monkeypatch)
+        for _ in range(2):
+            routed, status, body = await caller.routed_by("/-/search.json?q=lost+logs")
+            assert routed and status == 200
+            assert json.loads(body) == {"answered by": "another plugin"}
+    finally:
+        pm.unregister(name="test-direct-plugin")
+
+
+@pytest.mark.asyncio
+async def test_with_datasettes_tracer_on_requests_go_through_datasette(
+    kb_path, settings, monkeypatch
+):
+    caller = Caller(datasette(kb_path, settings, trace_debug=True), monkeypatch)
+    for _ in range(2):
+        routed, status, body = await caller.routed_by("/-/search.json?q=dns&_trace=1")
+        assert routed and status == 200
+    assert "_trace" in json.loads(body)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("value", ["false", "off", 0])
+async def test_direct_json_is_switched_off_by_what_people_write_for_false(
+    kb_path, settings, monkeypatch, value
+):
+    def switch_off(metadata):
+        metadata["plugins"][PLUGIN_NAME]["direct_json"] = value
+
+    caller = Caller(datasette(kb_path, settings, metadata_change=switch_off), monkeypatch)
+    for _ in range(2):
+        assert (await caller.routed_by("/-/search.json?q=dns"))[0]
+
+
+def test_a_setting_that_is_neither_true_nor_false_is_an_error():
+    assert config_flag({"warm": "No"}, "warm", True) is False
+    assert config_flag({"warm": "1"}, "warm", False) is True
+    assert config_flag({}, "warm", True) is True
+    with pytest.raises(ValueError, match="setting direct_json: expected true or false"):
+        config_flag({"direct_json": "maybe"}, "direct_json", True)

@@ -103,6 +103,23 @@ def plugin_config(datasette: Any) -> dict[str, Any]:
     return datasette.plugin_config(PLUGIN) or {}
 
 
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def config_flag(config: dict[str, Any], name: str, default: bool) -> bool:
+    """A true/false plugin setting: a YAML or JSON boolean, or what people write for one when
+    it comes through an environment variable ($env): "false", "0", "no", "off" and their
+    opposites. Anything else is an error naming the setting, not a silent True."""
+    value = config.get(name, default)
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"plugin {PLUGIN} setting {name}: expected true or false, got {value!r}")
+
+
 async def kb_state(datasette: Any) -> State | None:
     """The knowledge base of this instance: configured, else the first with `passages`."""
     state = _STATES.get(datasette)
@@ -133,7 +150,7 @@ async def kb_state(datasette: Any) -> State | None:
         path=str(found.path),
         settings=settings,
         time_limit_ms=int(config.get("time_limit_ms") or datasette.setting("sql_time_limit_ms")),
-        warm=bool(config.get("warm", True)),
+        warm=config_flag(config, "warm", True),
         stories_url=str(datasette.urls.table(found.name, "stories")),
         similar_url=str(datasette.urls.path("-/similar/")),
         inline_max_passages=int(config.get("inline_max_passages", DEFAULT_INLINE_MAX_PASSAGES)),

@@ -17,18 +17,22 @@ Going through that stack costs 0.13-0.2 ms a request (the CSRF token it signs fo
 cookie-less request, the router's scope copies and argument introspection), a tenth of a cached
 search on the demo database. `direct_json_route` calls the same view with the request Datasette
 would have built and sends its response with the same headers, so the answer is byte for byte
-Datasette's (tests/test_plugin_direct.py compares them). Any other request, a request before
-Datasette has run its startup hooks (the first one does), and a request whose view raises, goes
-through Datasette unchanged: its error pages and hooks answer errors. The plugin setting
-`direct_json: false` turns the route off.
+Datasette's (tests/test_plugin_direct.py compares them). A view that raises is answered by
+Datasette's router's own error handling (its 404 page, `forbidden` and `handle_exception`
+hooks), as the router would. Any other request, and every request until one has gone through
+Datasette (which runs its startup hooks on the first), goes through Datasette unchanged. The
+route is not installed when another plugin's route would answer the path first or Datasette's
+tracer (`trace_debug`) is on, and the plugin setting `direct_json: false` turns it off.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from datasette.utils.asgi import Request, Response
+from datasette.utils import await_me_maybe
+from datasette.utils.asgi import Forbidden, NotFound, Request, Response
 
 from mlopsmortem.web import nothing_can_refuse
 
@@ -52,8 +56,6 @@ def datasette_decides_nothing(datasette: Any, wrapper_hook: Callable[..., Any]) 
     from datasette.plugins import pm  # Datasette's plugin manager: the installed hooks
 
     if datasette.setting("base_url") != "/" or datasette.setting("force_https_urls"):
-        return False
-    if datasette.setting("trace_debug"):
         return False
     hooks = pm.hook
     if {impl.plugin_name for impl in hooks.actor_from_request.get_hookimpls()} - {
@@ -103,6 +105,36 @@ def vary_by_credentials(send: Send) -> Send:
     return sending
 
 
+def routed_view(datasette: Any, path: str) -> Any:
+    """The view function of the first plugin route matching `path`, in the order Datasette's
+    router tries them (plugins' routes come before its own), or None."""
+    from datasette.plugins import pm
+
+    for routes in pm.hook.register_routes(datasette=datasette):
+        for pattern, view in routes or ():
+            if re.match(pattern, path):
+                return view
+    return None
+
+
+async def answer_error(datasette: Any, request: Request, send: Send, error: Exception) -> None:
+    """What Datasette's router sends when a view raises `error` (DatasetteRouter.route_path)."""
+    from datasette.app import DatasetteRouter  # for its error pages: no routes needed
+    from datasette.plugins import pm
+
+    router = DatasetteRouter(datasette, [])
+    if isinstance(error, NotFound):
+        await router.handle_404(request, send, error)
+    elif isinstance(error, Forbidden):
+        for response in pm.hook.forbidden(
+            datasette=datasette, request=request, message=error.args[0]
+        ):
+            await (await await_me_maybe(response)).asgi_send(send)
+            return
+    else:
+        await router.handle_exception(request, send, error)
+
+
 def direct_json_route(
     datasette: Any,
     app: ASGIApp,
@@ -114,6 +146,10 @@ def direct_json_route(
     """app, with GET requests of `path` that Datasette would answer in a fixed way (see the
     module's docstring) answered by `view(datasette, request)` directly. wrapper_hook: the
     `asgi_wrapper` hook function installing this route."""
+    if datasette.setting("trace_debug") or routed_view(datasette, path) is not view:
+        # Datasette's tracer wraps the app when it is built; another plugin's route would
+        # answer first: Datasette answers every request
+        return app
     raw_path = path.encode("ascii")
     started = False  # whether a request went through Datasette, which ran its startup hooks
 
@@ -130,15 +166,12 @@ def direct_json_route(
             return
         # the scope Datasette's router hands the view: no actor, no URL parameters
         request = Request(dict(scope, actor=None, url_route={"kwargs": {}}), receive)
+        send = vary_by_credentials(send)
         try:
             response = await view(datasette, request)
-        except Exception:  # noqa: BLE001 - not swallowed: Datasette answers it below
-            response = None
-        if response is None:
-            # nothing was sent yet: Datasette runs the view again and answers the error its
-            # own way (its 500 page, the handle_exception and forbidden hooks, its logging)
-            await app(scope, receive, send)
+        except Exception as error:  # noqa: BLE001 - answered as Datasette's router answers it
+            await answer_error(datasette, request, send, error)
             return
-        await response.asgi_send(vary_by_credentials(send))
+        await response.asgi_send(send)
 
     return route
