@@ -4,12 +4,14 @@ Actions workflow, on a real knowledge base."""
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import yaml
 
 from tests.test_export import build_kb
@@ -55,3 +57,37 @@ def test_the_workflows_python_steps_run_on_a_knowledge_base(db, tmp_path, settin
         assert public.execute("SELECT count(*) FROM page_bodies").fetchone() == (0,)
         stories = public.execute("SELECT count(*) FROM stories").fetchone()[0]
     assert stories == db.conn.execute("SELECT count(*) FROM stories").fetchone()[0] > 0
+
+
+# an invocation: at the start of a line (or of a workflow's `run:`) or after .venv/bin/, not
+# in a comment or a message
+COMMAND = re.compile(
+    r"(?:^[ \t]*(?:run: )?|bin/)mlopsmortem (crawl|export|changes|status)\b([^;}|&\n']*)", re.M
+)
+
+
+def example_commands() -> list[tuple[str, str, list[str]]]:
+    """(file, command, arguments) of every mlopsmortem command the examples run, with the shell's
+    substitutions ($(date ...), "$MLOPSMORTEM_DB", cron's and systemd's escapes) filled in."""
+    found = []
+    for path in sorted((REPO / "examples").rglob("*")):
+        if not path.is_file():
+            continue
+        for command, rest in COMMAND.findall(path.read_text()):
+            rest = re.sub(r"\$\$?\(date[^)]*\)", "2026-01-01", rest).split(">>")[0]
+            rest = rest.replace('"$MLOPSMORTEM_DB"', "kb.db")
+            found.append((path.name, command, shlex.split(rest)))
+    return found
+
+
+def test_every_example_command_is_one_the_cli_accepts():
+    from mlopsmortem.cli import cli
+
+    commands = example_commands()
+    assert {c for _, c, _ in commands} == {"crawl", "export", "changes", "status"}
+    for name, command, args in commands:
+        try:
+            cli.commands[command].make_context(command, list(args))
+        except click.UsageError as exc:
+            message = f"{name}: mlopsmortem {command} {shlex.join(args)}: {exc}"
+            raise AssertionError(message) from exc
