@@ -438,6 +438,29 @@ async def test_search_facet_counts(ds) -> None:
 
 
 @pytest.mark.asyncio
+async def test_keyword_facet_counts_are_of_the_stories_containing_the_words(ds) -> None:
+    # a keyword search returns only the stories containing its words: its counts are of
+    # those, so a count is what choosing that value gives
+    found = await get_json(ds, search_path(q="logs", mode="keyword", n=50, facets=1))
+    assert 0 < found["count"] < len(LIVE) and found["next"] is None
+    returned = [s for s in LIVE if s.id in {r["id"] for r in found["results"]}]
+    counts = {item["value"]: item["count"] for item in found["facets"]["component"]}
+    assert counts == expected_counts(returned, "components")
+    for component, count in counts.items():
+        chosen = await get_json(
+            ds, search_path(q="logs", mode="keyword", n=50, component=component)
+        )
+        assert chosen["count"] == count, component
+    # hybrid ranks every story passing the filters: its counts are of all of them
+    hybrid = await get_json(ds, search_path(q="logs", facets=1))
+    assert {i["value"]: i["count"] for i in hybrid["facets"]["component"]} == expected_counts(
+        LIVE, "components"
+    )
+    page = await get_html(ds, search_path(False, q="logs", mode="keyword"))
+    assert "Counts: stories containing your words" in page
+
+
+@pytest.mark.asyncio
 async def test_search_page_facet_counts_and_links(ds) -> None:
     page = await get_html(ds, search_path(False, q="dns"))
     dns_count = sum(1 for s in LIVE if "dns" in s.components)

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from mlopsmortem.embed import model_key
 from mlopsmortem.errors import SearchError
+from mlopsmortem.keyword_search import containing_words_sql
 from mlopsmortem.search import search, similar, story_filter_sql, vector_index
 from mlopsmortem.vector_index import cached_query_vector
 from mlopsmortem.web import (
@@ -221,16 +222,23 @@ def _chosen(rows: list[Any], selected: list[str]) -> list[dict[str, Any]]:
 
 
 def facet_counts(conn: sqlite3.Connection, params: Params) -> dict[str, list[dict[str, Any]]]:
-    """Counts of live stories per filter value, given the other active filters.
+    """Counts of live stories per filter value, given the other active filters: of the stories
+    the search can return.
 
     Components and impacts combine with AND, so their counts apply every active filter; a
     story has one year, one link status and some sources, so those counts leave out their own
-    filter (choosing another value widens or moves the selection). The query text does not
-    change the counts: they describe the filtered collection the results are ranked in."""
+    filter (choosing another value widens or moves the selection). A keyword search returns
+    only the stories containing its words, so its counts are of those; hybrid and semantic
+    searches rank every story passing the filters (by meaning when not by words), so theirs
+    are of all of them."""
     filters = params.filters()
+    words = containing_words_sql(params.q) if params.mode == "keyword" else None
 
     def where(**drop: Any) -> tuple[str, list[Any]]:
-        return story_filter_sql(conn, **{**filters, **drop})
+        clause, args = story_filter_sql(conn, **{**filters, **drop})
+        if words is None:
+            return clause, args
+        return f"{clause} AND {words[0]}", [*args, *words[1]]
 
     out: dict[str, list[dict[str, Any]]] = {}
     clause, args = where()
