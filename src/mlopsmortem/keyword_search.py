@@ -111,20 +111,21 @@ class Ranked(NamedTuple):
     idf_coverage: float = 1.0  # the same share, each word weighted by its bm25 idf
 
 
-def containing_words_sql(
-    query: str, operator: Literal["OR", "AND"] = "OR"
-) -> tuple[str, list[Any]] | None:
-    """A condition on `stories s`: some passage of the story contains the query's words (any
-    of them with OR), which is the set keyword search ranks in full; None for a query with no
-    words. For counts that follow a keyword search (the search page's facets)."""
+def stories_containing(
+    conn: sqlite3.Connection, query: str, operator: Literal["OR", "AND"] = "OR"
+) -> list[str] | None:
+    """Ids of the stories with a passage containing the query's words (any of them with OR):
+    the set keyword search ranks in full; None for a query with no words. For counts that
+    follow a keyword search (the search page's facets)."""
     match = fts_query(query, operator)
     if match is None:
         return None
-    return (
-        "s.id IN (SELECT p.story_id FROM passages_fts f JOIN passages p ON p.id = f.rowid"
-        " WHERE passages_fts MATCH ?)",
+    rows = conn.execute(
+        "SELECT DISTINCT p.story_id FROM passages_fts f JOIN passages p ON p.id = f.rowid"
+        " WHERE passages_fts MATCH ? ORDER BY 1",
         [match],
     )
+    return [row[0] for row in rows]
 
 
 def removed_ids(conn: sqlite3.Connection) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -19,7 +20,7 @@ import sqlite_utils
 
 from mlopsmortem.embed import model_key
 from mlopsmortem.errors import SearchError
-from mlopsmortem.keyword_search import containing_words_sql
+from mlopsmortem.keyword_search import stories_containing
 from mlopsmortem.search import search, similar, story_filter_sql, vector_index
 from mlopsmortem.vector_index import cached_query_vector
 from mlopsmortem.web import (
@@ -232,13 +233,16 @@ def facet_counts(conn: sqlite3.Connection, params: Params) -> dict[str, list[dic
     searches rank every story passing the filters (by meaning when not by words), so theirs
     are of all of them."""
     filters = params.filters()
-    words = containing_words_sql(params.q) if params.mode == "keyword" else None
+    # found once, passed to each count as a JSON array: the five counts re-running the FTS5
+    # query took 180 ms at 100k passages, this 100
+    found = stories_containing(conn, params.q) if params.mode == "keyword" else None
+    found_json = None if found is None else json.dumps(found)
 
     def where(**drop: Any) -> tuple[str, list[Any]]:
         clause, args = story_filter_sql(conn, **{**filters, **drop})
-        if words is None:
+        if found_json is None:
             return clause, args
-        return f"{clause} AND {words[0]}", [*args, *words[1]]
+        return f"{clause} AND s.id IN (SELECT value FROM json_each(?))", [*args, found_json]
 
     out: dict[str, list[dict[str, Any]]] = {}
     clause, args = where()
