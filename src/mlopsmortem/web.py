@@ -4,9 +4,10 @@ Datasette loads each file of `--plugins-dir` by path as its own module, so the p
 cannot import each other; what they share lives in the package: here the per-instance state,
 the model loading, parameter parsing and the URLs and JSON/template shapes of results; in
 `mlopsmortem.web_sql` what runs on Datasette's connections. Nothing here registers a hook.
-`datasette` and `request` arguments are Datasette 0.65 objects, used only through their
-public attributes (`urls`, `databases`, `plugin_config`, `setting`, `request.args`), and
-Datasette's plugin manager (`datasette.plugins.pm`) to see which permission hooks are installed.
+`datasette` and `request` arguments are Datasette 0.65 objects, used through their public
+attributes (`urls`, `databases`, `plugin_config`, `setting`, `request.args`), Datasette's
+plugin manager (`datasette.plugins.pm`) to see which permission hooks are installed, and one
+private attribute, `_metadata_local`, only to know when the metadata was replaced.
 """
 
 from __future__ import annotations
