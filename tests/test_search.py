@@ -13,7 +13,14 @@ import pytest
 from mlopsmortem.db import open_db
 from mlopsmortem.embed import embed_passages, load_model
 from mlopsmortem.errors import NotFoundError, SearchError
-from mlopsmortem.keyword_search import StorySet, fts_phrase, keyword_stage, split_terms
+from mlopsmortem.fusion import fuse_stories
+from mlopsmortem.keyword_search import (
+    Ranked,
+    StorySet,
+    fts_phrase,
+    keyword_stage,
+    split_terms,
+)
 from mlopsmortem.passages import sync_passages
 from mlopsmortem.search import (
     EMPTY_DB_MESSAGE,
@@ -130,6 +137,32 @@ def test_paraphrase_sharing_no_word_finds_the_story(kb, kbdb, query, expected) -
 @pytest.mark.parametrize(("query", "expected"), NATURAL_QUERIES + IDENTIFIER_QUERIES)
 def test_hybrid_ranks_natural_and_identifier_queries(kb, kbdb, query, expected) -> None:
     assert ids(search(kbdb, query, settings=kb[1], limit=3))[0] == expected
+
+
+def test_fusion_gives_no_semantic_vote_far_from_the_best_story() -> None:
+    # "lost logs fluent-bit" on the demo: a story keyword search found (Loki, lost logs) ranked
+    # behind stories whose only evidence was a semantic rank far below the best cosine
+    tuning = Tuning(rrf_k=20, semantic_margin=0.2)
+    keyword = [Ranked("best", 1, 9.0), Ranked("loki", 2, 3.0, coverage=0.5)]
+    semantic = [Ranked("best", 1, 0.70), Ranked("bgp", 3, 0.40), Ranked("loki", 2, 0.35)]
+    fused = fuse_stories(keyword, semantic, tuning)
+    assert [c.story_id for c in fused] == ["best", "loki", "bgp"]
+    assert fused[2].score == 0.0 and fused[2].matched_by == "semantic"  # still listed, last
+    near = fuse_stories(keyword, [Ranked("best", 1, 0.70), Ranked("bgp", 3, 0.60)], tuning)
+    assert [c.story_id for c in near] == ["best", "bgp", "loki"]  # within the margin: a vote
+
+
+@pytest.mark.parametrize(("query", "expected"), NATURAL_QUERIES[:4])
+def test_hybrid_lists_far_semantic_only_stories_last(kb, kbdb, query, expected) -> None:
+    cosine = {
+        h.id: h.score for h in search(kbdb, query, settings=kb[1], mode="semantic", limit=100)
+    }
+    floor = max(cosine.values()) - Tuning().semantic_margin
+    hits = search(kbdb, query, settings=kb[1], mode="hybrid", limit=100)
+    far = [i for i, h in enumerate(hits) if h.matched_by == "semantic" and cosine[h.id] < floor]
+    assert far, "the query should have stories far from the best one"
+    assert far == list(range(len(hits) - len(far), len(hits)))
+    assert {hits[i].score for i in far} == {0.0}
 
 
 def test_keyword_ranks_stories_matching_more_words_first(tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 Reciprocal rank fusion (RRF): a story scores the sum over the rankings that found it of
 1 / (tuning.rrf_k + rank), its keyword vote weighted by the share of query words it matched
 (tuning.coverage_power). Story fusion (the default) fuses the two story rankings, and a story
-keyword search found gets a semantic vote only when its cosine is within tuning.semantic_margin
-of the best story's; passage fusion (tuning.fusion="passage", tried and dropped) fuses passages
-and scores a story by its best one plus tuning.passage_bonus times the others.
+gets a semantic vote only when its cosine is within tuning.semantic_margin of the best story's
+(stories only semantic search found, below that, follow every story with a vote); passage
+fusion (tuning.fusion="passage", tried and dropped) fuses passages and scores a story by its
+best one plus tuning.passage_bonus times the others.
 `Candidate` is a story on its way to a result: its score and the passage each mode found.
 """
 
@@ -62,11 +63,16 @@ def fuse_stories(
     if tuning.semantic_margin is not None and semantic:
         floor = semantic[0].score - tuning.semantic_margin
     for rank, (story, passage, score, _, _) in enumerate(semantic, start=1):
-        if score < floor and story in candidates:
-            continue  # far from the best: no semantic vote for a story keyword search found
+        # Far from the best story, a semantic rank is no evidence of relevance: it gets no vote.
+        # A story keyword search found keeps its keyword vote alone; one only semantic search
+        # found stays in the list (hybrid ranks every story) behind every story with a vote.
+        voted = score >= floor
+        if not voted and story in candidates:
+            continue
         c = candidates.setdefault(story, Candidate(story))
         c.semantic_passage, c.semantic_rank = passage, rank
-        c.score += 1.0 / (tuning.rrf_k + rank)
+        if voted:
+            c.score += 1.0 / (tuning.rrf_k + rank)
     return sorted(
         candidates.values(),
         key=lambda c: (-c.score, c.semantic_rank or math.inf, c.keyword_rank or math.inf),
