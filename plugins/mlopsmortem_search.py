@@ -74,11 +74,13 @@ from mlopsmortem.web import (
     plugin_config,
     query_vector,
     safe_href,
+    search_state,
     search_url,
     similar_path,
     story_path,
     typed_query,
     visible_state,
+    with_search_state,
 )
 from mlopsmortem.web_direct import direct_json_route
 from mlopsmortem.web_sql import (
@@ -322,7 +324,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         "params": params,
         "modes": MODES,
         "error": error,
-        "hits": [hit_view(datasette, state, h, params) for h in hits],
+        "hits": [hit_view(datasette, state, h, params, back=params) for h in hits],
         "facet_groups": _facet_views(datasette, params, facets) if facets else [],
         "active_filters": _active_filters(datasette, params),
         "next_url": next_url,
@@ -403,17 +405,18 @@ async def similar_view(datasette, request):
             },
         )
     story["href"] = safe_href(story["url"])
+    # the search the visitor came from: the search page's links carry it, and so on onwards
+    back = search_state(request.args, state.settings.max_query_chars)
+    story["story_url"] = with_search_state(story["story_url"], back)
     context = {
         "story": story,
-        "hits": [hit_view(datasette, state, h, None) for h in hits],
+        "hits": [hit_view(datasette, state, h, None, back=back) for h in hits],
         "note": note,
         "error": None,
         "database": state.database,
         "json_url": similar_path(state, story_id, json=True),
-        # back to the search the visitor came from (the search page's links carry its query)
-        "search_url": search_url(
-            datasette, typed_query(request.args, state.settings.max_query_chars)
-        ),
+        "back": back,
+        "back_url": search_url(datasette, back),
         "mm_css": _css_context(datasette),
         "metadata": datasette.metadata(),
     }
@@ -481,9 +484,14 @@ def extra_template_vars(template, database, table, view_name, request, datasette
         details = await execute(datasette, state, lambda conn: story_details(conn, state, story_id))
         if details is None:
             return {}
-        details["similar"] = [hit_view(datasette, state, h, None) for h in details["similar"]]
-        details["similar_url"] = similar_path(state, story_id)
-        details["search_url"] = datasette.urls.path("-/search")
+        back = search_state(request.args, state.settings.max_query_chars)
+        details["similar"] = [
+            hit_view(datasette, state, h, None, back=back) for h in details["similar"]
+        ]
+        details["similar_url"] = with_search_state(similar_path(state, story_id), back)
+        details["search_url"] = datasette.urls.path("-/search")  # tag links: a new search
+        details["back"] = back
+        details["back_url"] = search_url(datasette, back)
         return {"mm_story": details, "mm_css": _css_context(datasette)}
 
     return inner

@@ -7,6 +7,7 @@ Playwright's own browser download); skips when it is missing.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -111,6 +112,31 @@ def test_search_facet_and_similar_in_a_real_browser(server: str, tmp_path: Path)
             expect(hits.first.locator(".mm-snippet mark").first).to_be_visible()
             page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
 
+            # arrow keys move between the modes without leaving the page; a click re-runs
+            searched = page.url
+            page.get_by_role("radio", name=re.compile("^hybrid")).focus()
+            page.keyboard.press("ArrowRight")
+            page.keyboard.press("ArrowRight")
+            expect(page.get_by_role("radio", name=re.compile("^keyword"))).to_be_checked()
+            assert page.url == searched
+            page.get_by_role("radio", name=re.compile("^semantic")).click()
+            page.wait_for_url("**mode=semantic*")
+            page.get_by_role("radio", name=re.compile("^hybrid")).click()
+            page.wait_for_url("**mode=hybrid*")
+
+            # on a phone the filters follow the results, and a link leads down to them
+            page.set_viewport_size({"width": 390, "height": 844})
+            filters = page.locator("#mm-filters")
+            results_box = page.locator("#mm-results").bounding_box()
+            filters_box = filters.bounding_box()
+            assert results_box is not None and filters_box is not None
+            assert filters_box["y"] > results_box["y"]
+            page.get_by_role("link", name="Filters ↓").click()
+            expect(filters).to_be_in_viewport()
+            page.screenshot(path=str(tmp_path / "phone.png"))
+            page.set_viewport_size({"width": 1280, "height": 900})
+            expect(page.get_by_role("link", name="Filters ↓")).to_be_hidden()
+
             # click a facet: every result now carries that component, the facet shows selected
             facet = page.locator('[data-facet="component"] a[data-value="kubernetes"]')
             facet.click()
@@ -136,11 +162,11 @@ def test_search_facet_and_similar_in_a_real_browser(server: str, tmp_path: Path)
 
             # and from there the story's own page, with tags, status and history
             hits.first.locator("h3 a").click()
-            page.wait_for_url("**/kb/stories/logstash")
+            page.wait_for_url("**/kb/stories/logstash?q=*")
             expect(page.locator("#similar")).to_be_visible()
             expect(page.locator(".mm-story .mm-status").first).to_have_text("archived")
             page.screenshot(path=str(tmp_path / "story.png"), full_page=True)
         finally:
             browser.close()
-    for name in ("search", "facet", "similar", "story"):
+    for name in ("search", "phone", "facet", "similar", "story"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000

@@ -193,7 +193,7 @@ async def test_search_page_shows_ranked_results_with_links_and_marks(ds) -> None
     assert result_ids(page)[0] == "fluentbit"
     first = page[page.index('data-story-id="fluentbit"') :]
     first = first[: first.index("</li>")]
-    assert 'href="/kb/stories/fluentbit"' in first
+    assert 'href="/kb/stories/fluentbit?q=lost+logs+fluent-bit"' in first
     assert 'href="https://example.org/fluentbit"' in first
     assert 'href="/-/similar/fluentbit?q=lost+logs+fluent-bit"' in first
     assert "Acme Cloud" in first and "2022" in first
@@ -223,10 +223,7 @@ async def test_search_page_keeps_mode_and_filters_in_form_and_links(ds) -> None:
     page = await get_html(
         ds, search_path(False, q="dns", mode="keyword", component="kubernetes", since=2019)
     )
-    assert (
-        '<input type="radio" name="mode" value="keyword" checked onchange="this.form.submit()">'
-        in page
-    )
+    assert re.search(r'<input type="radio" name="mode" value="keyword" checked[ >]', page)
     assert '<input type="hidden" name="component" value="kubernetes">' in page
     assert '<input type="hidden" name="since" value="2019">' in page
     ids = result_ids(page)

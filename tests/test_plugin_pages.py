@@ -1,6 +1,6 @@
 """What the HTML pages tell a reader beyond the results themselves: which hits contain the
 query's words, the query kept after a refusal, the story's title in the browser tab, and the
-keyboard shortcuts (skip to results, mode change submits)."""
+keyboard shortcuts (skip to results, a clicked mode re-runs), the way back from a story."""
 
 from __future__ import annotations
 
@@ -73,9 +73,14 @@ async def test_keyboard_shortcuts(ds) -> None:
     page = await get_html(ds, search_path(False, q="dns"))
     assert '<a class="mm-skip" href="#mm-results">Skip to results</a>' in page
     assert 'id="mm-results"' in page
-    assert page.count('onchange="this.form.submit()"') == 3  # the three modes
+    # a click on a mode re-runs the search; arrow keys (event.detail 0) only move the choice
+    assert page.count('onclick="if (event.detail) this.form.submit()"') == 3
+    assert "onchange" not in page
     empty = await get_html(ds, "/-/search")
-    assert "mm-skip" not in empty and "onchange" not in empty  # nothing to re-run yet
+    assert "mm-skip" not in empty and "onclick" not in empty  # nothing to re-run yet
+    # narrow screens show the filters after the results: a link leads down to them
+    assert '<a class="mm-filters-link" href="#mm-filters">' in page
+    assert 'id="mm-filters"' in page and '<a href="#mm-filters">to narrow</a>' in empty
 
 
 @pytest.mark.asyncio
@@ -87,14 +92,44 @@ async def test_story_row_page_heading_is_the_title_with_a_way_back(ds) -> None:
     assert "stories: fluentbit" in page  # the row's key is still shown
 
 
+def links(page: str, css_class: str | None = None) -> list[str]:
+    attr = f' class="{css_class}"' if css_class else ""
+    return [html.unescape(u) for u in re.findall(rf'<a{attr} href="([^"]+)"', page)]
+
+
+SEARCH = {"q": "lost logs", "mode": "keyword", "component": "logging", "offset": "1", "n": "1"}
+STATE = "q=lost+logs&mode=keyword&component=logging&offset=1"  # n is the similar page's own
+
+
 @pytest.mark.asyncio
-async def test_similar_stories_lead_back_to_the_search_they_came_from(ds) -> None:
-    page = await get_html(ds, search_path(False, q="lost logs"))
-    link = re.search(r'<a class="mm-similar" href="([^"]+)"', page)
-    assert link is not None
-    url = html.unescape(link.group(1))
-    assert url.startswith("/-/similar/") and url.endswith("?q=lost+logs")
-    similar = await get_html(ds, url)
-    assert '<a href="/-/search?q=lost+logs">← Search</a>' in similar
-    plain = await get_html(ds, url.split("?")[0])
-    assert '<a href="/-/search">← Search</a>' in plain
+async def test_story_and_similar_pages_lead_back_to_the_search_they_came_from(ds) -> None:
+    page = await get_html(ds, search_path(False, **SEARCH))
+    card = HIT.search(page)
+    assert card is not None
+    story_url = next(u for u in links(card.group(2)) if u.startswith("/kb/stories/"))
+    similar_url = links(card.group(2), "mm-similar")[0]
+    assert story_url.endswith("?" + STATE) and similar_url.endswith("?" + STATE)
+    back = f'<a href="/-/search?{html.escape(STATE)}">← Results for “lost logs”</a>'
+    # the story's page and its similar stories lead back to the same search, page and filters
+    story = await get_html(ds, story_url)
+    assert back in story and f"stories: {card.group(1)}" in story
+    assert all(u.endswith("?" + STATE) for u in links(story) if u.startswith("/-/similar/"))
+    similar = await get_html(ds, similar_url)
+    assert back in similar
+    onwards = [
+        u
+        for u in links(similar)
+        if u.startswith(("/kb/stories/", "/-/similar/")) and ".json" not in u
+    ]
+    assert onwards and all(u.endswith("?" + STATE) for u in onwards)
+    # without a search to go back to, the link is to the search page
+    for plain in (story_url.split("?")[0], similar_url.split("?")[0]):
+        assert '<a href="/-/search">← Search failure stories</a>' in await get_html(ds, plain)
+
+
+@pytest.mark.asyncio
+async def test_a_way_back_with_bad_parameters_keeps_the_typed_query(ds) -> None:
+    page = await get_html(ds, "/-/similar/fluentbit?q=dns&mode=nonsense&since=x")
+    assert '<a href="/-/search?q=dns">← Results for “dns”</a>' in page
+    hostile = await get_html(ds, "/kb/stories/fluentbit?q=%3Cscript%3Ealert(1)%3C/script%3E")
+    assert "<script>alert(1)" not in hostile and "&lt;script&gt;alert(1)" in hostile

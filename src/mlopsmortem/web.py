@@ -429,6 +429,26 @@ def typed_query(args: QueryArgs, max_query_chars: int) -> Params:
     return Params(q=str(args.get("q") or "")[:max_query_chars])
 
 
+def search_state(args: QueryArgs, max_query_chars: int) -> Params:
+    """The search a story or similar page was reached from, which its links carry in their query
+    string (q, mode, filters, offset), to lead back to it. Page size is left out (`n` is the
+    similar page's own); parameters that do not parse fall back to the typed query."""
+    try:
+        params = parse_params(args, max_query_chars)
+    except BadRequest:
+        return typed_query(args, max_query_chars)
+    params.n, params.facets = DEFAULT_N, False
+    return params
+
+
+def with_search_state(url: str, back: Params | None) -> str:
+    """`url` carrying the search `back` leads to (see search_state); `url` alone without one."""
+    if back is None:
+        return url
+    pairs = back.pairs(n=DEFAULT_N, facets=False)
+    return url + "?" + urllib.parse.urlencode(pairs) if pairs else url
+
+
 def safe_href(url: Any) -> str | None:
     """An http(s) URL to link to, or None (no javascript:, data: or relative links)."""
     if not isinstance(url, str):
@@ -473,14 +493,16 @@ def hit_dict(datasette: Any, state: State, hit: Any) -> dict[str, Any]:
     return data
 
 
-def hit_view(datasette: Any, state: State, hit: Any, params: Params | None) -> dict[str, Any]:
+def hit_view(
+    datasette: Any, state: State, hit: Any, params: Params | None, back: Params | None = None
+) -> dict[str, Any]:
     """What the HTML templates need of one hit; every string is escaped by Jinja except
-    `snippet_marked`, which the library already escaped."""
+    `snippet_marked`, which the library already escaped. Tag chips refine the search `params`
+    (a new search without them); the story and similar links carry the search `back`, so the
+    pages they open lead back to it."""
     view = hit.to_dict()
-    view["story_url"] = story_path(state, hit.id)
-    view["similar_url"] = similar_path(state, hit.id)
-    if params is not None and params.q:  # the similar page links back to this search
-        view["similar_url"] += "?" + urllib.parse.urlencode({"q": params.q})
+    view["story_url"] = with_search_state(story_path(state, hit.id), back)
+    view["similar_url"] = with_search_state(similar_path(state, hit.id), back)
     view["href"] = safe_href(hit.url)
     chips = []
     for kind, values in (("component", hit.components), ("impact", hit.impacts)):
