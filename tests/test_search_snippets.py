@@ -1,6 +1,7 @@
 """Which passage a hit shows: the story's own text rather than its card (title, publisher and
-the lists' tags, which the hit shows anyway), whenever the story has text and the search has
-the query's vectors."""
+the lists' tags, which the hit shows anyway), whenever the story has text: the passage nearest
+by meaning when the search has the query's vectors, the one with the most of the query's words
+in a keyword search."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sqlite3
 import pytest
 
 from mlopsmortem.db import open_db
+from mlopsmortem.keyword_search import fts_phrase, fts_query, query_words
 from mlopsmortem.search import search
+from mlopsmortem.snippets import WordMatcher
 from tests.conftest_search import STORIES
 from tests.test_search import kb, kb_copy, kbdb
 
@@ -35,15 +38,107 @@ def test_a_hit_shows_its_own_text_not_its_card(kb, kbdb, mode) -> None:
                 "SELECT text FROM passages WHERE id = ?", [hit.passage_id]
             ).fetchone()[0]
             assert hit.snippet.strip("… ")[:40] in " ".join(text.split())
-        keyword_top = search(kbdb, story.title, settings=kb[1], mode="keyword", limit=1)
-        cards_chosen += kind_of(kbdb, keyword_top[0].passage_id)[1] == "card"
+        cards_chosen += kind_of(kbdb, best_passage_by_words(kbdb, story.title))[1] == "card"
     assert cards_chosen  # without the swap, some of these would have shown a card
 
 
-def test_a_keyword_search_keeps_the_passage_its_words_chose(kb, kbdb) -> None:
-    (hit,) = search(kbdb, TITLES[0].title, settings=kb[1], mode="keyword", limit=1)
-    assert kind_of(kbdb, hit.passage_id) == (TITLES[0].id, "card")
-    assert hit.highlights
+def best_passage_by_words(db, query: str) -> int:
+    return db.execute(
+        "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ?"
+        " ORDER BY bm25(passages_fts, 1.0, 2.0) LIMIT 1",
+        [fts_query(query)],
+    ).fetchone()[0]
+
+
+def words_in_text(db, passage_id: int, words: list[str]) -> int:
+    """How many of `words` FTS5 finds in the passage's text column (the ground truth)."""
+    return sum(
+        db.execute(
+            "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
+            ["text : " + fts_phrase(word), passage_id],
+        ).fetchone()[0]
+        for word in words
+    )
+
+
+def test_a_keyword_hit_shows_the_text_passage_with_the_most_of_its_words(kb, kbdb) -> None:
+    swapped = kept = 0
+    for story in TITLES:
+        words = query_words(story.title)
+        (hit,) = search(kbdb, story.title, settings=kb[1], mode="keyword", limit=1)
+        assert hit.id == story.id
+        texts = [
+            row[0]
+            for row in kbdb.execute(
+                "SELECT id FROM passages WHERE story_id = ? AND kind = 'text'", [story.id]
+            )
+        ]
+        best = max((words_in_text(kbdb, p, words) for p in texts), default=0)
+        if best:
+            assert kind_of(kbdb, hit.passage_id) == (story.id, "text")
+            assert words_in_text(kbdb, hit.passage_id, words) == best
+            assert "<mark>" in hit.snippet_marked
+            swapped += 1
+        else:  # no text passage has a word of the query: the card is where they are
+            assert kind_of(kbdb, hit.passage_id) == (story.id, "card")
+            kept += 1
+    assert swapped and kept == 0  # every title word is in its story's text, too
+    assert any(kind_of(kbdb, best_passage_by_words(kbdb, s.title))[1] == "card" for s in TITLES)
+
+
+def test_a_keyword_hit_keeps_its_card_when_no_text_has_the_words(kb_copy) -> None:
+    path, settings = kb_copy
+    story = TITLES[0]
+    with sqlite3.connect(path) as conn:  # the text says none of the title's words
+        conn.execute(
+            "UPDATE passages SET text = 'nothing to see here' WHERE story_id = ? AND kind = 'text'",
+            [story.id],
+        )
+    db = open_db(path)
+    try:
+        (hit,) = search(db, story.title, settings=settings, mode="keyword", limit=1)
+        assert kind_of(db, hit.passage_id) == (story.id, "card")
+        assert hit.highlights
+    finally:
+        db.close()
+
+
+TRICKY = [
+    "retries", "retry", "logging", "logs", "fluent-bit", "OOMKilled", "x509", "dns",
+    "certificates", "queries", "filing", "sensibility", "crashloopbackoff", "node_modules",
+    "was", "e", "GPU", "k8s", "timeouts", "evicted",
+]  # fmt: skip
+
+
+def test_word_matcher_finds_words_where_fts5_does(kbdb) -> None:
+    rows = kbdb.execute("SELECT id, text FROM passages").fetchall()
+    words = sorted({w for s in TITLES for w in query_words(s.title)} | set(TRICKY))
+    checked = 0
+    for word in words:
+        matcher = WordMatcher([word])
+        for passage_id, text in rows:
+            assert (matcher.count(text)[0] == 1) == bool(words_in_text(kbdb, passage_id, [word])), (
+                word,
+                passage_id,
+            )
+            checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize(
+    ("word", "text", "count"),
+    [
+        ("retries", "the retry limit; three retries; retrying", 3),
+        ("logs", "Logs, logging and a log. Not a catalog, not login.", 3),
+        ("fluent-bit", "Fluent Bit and fluent-bit and fluent_bit, not fluent alone", 3),
+        ("OOMKilled", "pods were oomkilled (OOMKilled)", 2),
+        ("filing", "we file, we filed, we are filing", 3),
+        ("x509", "x509: certificate; x5090", 1),
+    ],
+)
+def test_word_matcher_counts_words_as_fts5_tokenizes_them(word, text, count) -> None:
+    assert WordMatcher([word]).count(text) == (1, count)
+    assert WordMatcher([word, "absentword"]).count(text) == (1, count)
 
 
 def test_a_story_without_text_shows_its_card(kb_copy) -> None:

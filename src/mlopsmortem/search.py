@@ -54,7 +54,7 @@ from mlopsmortem.keyword_search import (
 )
 from mlopsmortem.search_filters import LINK_STATUSES, story_filter_sql
 from mlopsmortem.settings import Settings
-from mlopsmortem.snippets import text_passages_for_cards
+from mlopsmortem.snippets import text_passages_for_cards, text_passages_with_words
 from mlopsmortem.vector_index import (
     UNRESOLVED,
     IndexSnapshot,
@@ -365,7 +365,10 @@ def search(
     if sims is not None and snapshot is not None:
         _resolve_passages(page, snapshot, sims)
     chosen = {c.story_id: c.passage_id for c in page if c.passage_id is not None}
-    shown = text_passages_for_cards(conn, chosen, snapshot, sims)
+    if sims is not None:
+        shown = text_passages_for_cards(conn, chosen, snapshot, sims)
+    else:
+        shown = text_passages_with_words(conn, chosen, query_words(text))
     hits = _hydrate(conn, page, match, offset + 1, shown)
     clock.lap("hydrate")
     return hits
