@@ -6,7 +6,7 @@ quality  Ranking quality of every mode and of the tuning variants that were cons
          (a) the invented test knowledge base (tests/conftest_search.py: 15 stories, 46 queries,
          4 neighbour pairs) and (b) the fictional demo corpus (data/demo/articles + graded
          data/demo/queries.tsv) when present. MRR and hit@1 of the first relevant story; nDCG@10
-         with the graded relevance of the demo queries.
+         with the graded relevance of the demo queries (bench/search_variants.py).
 embed    Throughput of embed_passages against a bare model.encode of the same passages (ratio
          measured in the same run, runs alternated), and the effect of sorting by length.
          Passages: the real postmortems in ../shared/corpus/articles when present, else the demo.
@@ -26,7 +26,6 @@ import argparse
 import math
 import os
 import random
-import re
 import sqlite3
 import statistics
 import sys
@@ -40,11 +39,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.conftest_search
 
-from quality import ndcg_at_10 as ndcg10  # noqa: E402  (bench/ is on sys.path)
+import synthetic_kb  # noqa: E402  (bench/ is on sys.path)
+from search_variants import front_matter, quality  # noqa: E402
 
 from mlopsmortem import embed as embed_module  # noqa: E402
 from mlopsmortem.db import open_db  # noqa: E402
-from mlopsmortem.embed import embed_passages, encode_vector, load_model  # noqa: E402
+from mlopsmortem.embed import embed_passages, load_model  # noqa: E402
 from mlopsmortem.passages import sync_passages  # noqa: E402
 from mlopsmortem.search import (  # noqa: E402
     Tuning,
@@ -80,198 +80,6 @@ def rss_mb() -> tuple[float, float]:
         fields[key] = value.strip()
     to_mb = lambda v: int(v.split()[0]) / 1024  # noqa: E731
     return to_mb(fields["VmRSS"]), to_mb(fields["VmHWM"])
-
-
-# --------------------------------------------------------------------------- corpora
-
-
-def front_matter(text: str) -> tuple[dict[str, str], str]:
-    if not text.startswith("---\n"):
-        return {}, text
-    head, _, body = text[4:].partition("\n---\n")
-    meta = {}
-    for line in head.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            meta[key.strip()] = value.strip()
-    return meta, body
-
-
-def build_demo_kb(path: Path) -> tuple[object, list[tuple[str, dict[str, int], str]]] | None:
-    """Stories from data/demo/articles/*.md; graded queries from data/demo/queries.tsv."""
-    import json
-
-    articles = sorted((DEMO / "articles").glob("*.md")) if DEMO.is_dir() else []
-    queries_file = DEMO / "queries.tsv"
-    if not articles or not queries_file.is_file():
-        return None
-    db = open_db(path)
-    with db.conn:
-        db["sources"].insert({"id": 1, "name": "demo", "location": "demo"})
-        for article in articles:
-            slug = re.sub(r"^\d+-", "", article.stem)
-            meta, body = front_matter(article.read_text())
-            split = lambda v: [x.strip() for x in re.split(r"[;,]", v or "") if x.strip()]  # noqa: E731
-            db["stories"].insert(
-                {
-                    "id": slug,
-                    "url": f"https://demo.invalid/{slug}",
-                    "title": meta.get("title"),
-                    "publisher": meta.get("publisher"),
-                    "kind": meta.get("kind"),
-                    "year": int(meta["year"]) if meta.get("year", "").isdigit() else None,
-                    "components": json.dumps(split(meta.get("components"))),
-                    "impacts": json.dumps(split(meta.get("impacts"))),
-                }
-            )
-            db["story_sources"].insert(
-                {
-                    "story_id": slug,
-                    "source_id": 1,
-                    "occurrence": 0,
-                    "list_involved": json.dumps(split(meta.get("involved"))),
-                    "list_impact": json.dumps(split(meta.get("impact"))),
-                }
-            )
-            db["documents"].insert({"story_id": slug, "text": body.strip()})
-    known = {r[0] for r in db.execute("SELECT id FROM stories")}
-    queries = []
-    for line in queries_file.read_text().splitlines()[1:]:
-        parts = line.split("\t")
-        if len(parts) != 3:
-            continue
-        grades = {}
-        for item in parts[1].split():
-            story, _, grade = item.rpartition(":")
-            if story in known:
-                grades[story] = int(grade)
-        if grades:
-            queries.append((parts[0], grades, parts[2]))
-    return db, queries
-
-
-def evaluate(db, settings, queries, mode: str, tuning: Tuning) -> dict[str, tuple]:
-    """Per query type: (MRR of first relevant, hit@1, nDCG@10)."""
-    by_type: dict[str, list[tuple[float, int, float]]] = {}
-    for query, grades, kind in queries:
-        ranked = [
-            h.id for h in search(db, query, settings=settings, mode=mode, limit=10, tuning=tuning)
-        ]
-        first = next((i for i, s in enumerate(ranked) if grades.get(s, 0) > 0), None)
-        by_type.setdefault(kind, []).append(
-            (
-                1 / (first + 1) if first is not None else 0.0,
-                int(first == 0),
-                ndcg10(ranked, grades),
-            )
-        )
-    summary = {}
-    for kind, rows in by_type.items():
-        summary[kind] = (
-            statistics.mean(r[0] for r in rows),
-            sum(r[1] for r in rows),
-            len(rows),
-            statistics.mean(r[2] for r in rows),
-        )
-    return summary
-
-
-VARIANTS: list[tuple[str, str, Tuning]] = [
-    ("keyword OR, bm25 only", "keyword", Tuning(coverage_first=False)),
-    ("keyword OR, more words first*", "keyword", Tuning()),
-    ("keyword AND", "keyword", Tuning(keyword_operator="AND")),
-    ("keyword title weight 1", "keyword", Tuning(title_weight=1.0)),
-    ("keyword title weight 5", "keyword", Tuning(title_weight=5.0)),
-    ("keyword full query (no common terms)", "keyword", Tuning(common_fraction=None)),
-    ("keyword common terms forced, >=5%", "keyword", Tuning(common_min_rows=1)),
-    ("keyword common terms forced, >=10%", "keyword", Tuning(common_fraction=0.1,
-                                                             common_min_rows=1)),
-    ("semantic (max over passages)", "semantic", Tuning()),
-    ("hybrid story RRF k60 plain", "hybrid", Tuning(semantic_margin=None)),
-    ("hybrid story RRF k60 cov^2", "hybrid", Tuning(semantic_margin=None, coverage_power=2)),
-    ("hybrid story RRF k60 cov^3", "hybrid", Tuning(semantic_margin=None, coverage_power=3)),
-    ("hybrid story RRF k60 idf-cov^2", "hybrid", Tuning(semantic_margin=None, coverage_power=2,
-                                                        coverage_idf=True)),
-    ("hybrid story RRF k20 plain", "hybrid", Tuning(semantic_margin=None, rrf_k=20)),
-    ("hybrid story k60 margin .3", "hybrid", Tuning(semantic_margin=0.3)),
-    ("hybrid story k60 margin .15*", "hybrid", Tuning()),
-    ("hybrid story k60 margin .1", "hybrid", Tuning(semantic_margin=0.1)),
-    ("hybrid story k60 margin .15 cov^2", "hybrid", Tuning(coverage_power=2)),
-    ("hybrid passage RRF k60 plain", "hybrid", Tuning(fusion="passage", semantic_margin=None)),
-    ("hybrid passage k60 +0.2 bonus", "hybrid", Tuning(fusion="passage", semantic_margin=None,
-                                                       passage_bonus=0.2)),
-    ("hybrid full keyword query", "hybrid", Tuning(common_fraction=None)),
-    ("hybrid common terms forced, >=5%", "hybrid", Tuning(common_min_rows=1)),
-    ("hybrid common terms forced, >=10%", "hybrid", Tuning(common_fraction=0.1,
-                                                           common_min_rows=1)),
-]  # fmt: skip
-
-
-def print_quality(name: str, db, settings, queries) -> None:
-    kinds = sorted({q[2] for q in queries})
-    say(f"\n{name}: {len(queries)} queries ({', '.join(kinds)}); * = default")
-    header = "".join(f" | {k[:10]:>10} MRR hit@1 nDCG" for k in kinds)
-    say(f"{'variant':38}{header} | all MRR")
-    for label, mode, tuning in VARIANTS:
-        result = evaluate(db, settings, queries, mode, tuning)
-        cells = []
-        total = 0.0
-        for k in kinds:
-            mrr, hits, n, ndcg = result[k]
-            cells.append(f" | {mrr:14.2f} {hits:2}/{n:<2} {ndcg:4.2f}")
-            total += mrr * n
-        say(f"{label:38}{''.join(cells)} | {total / len(queries):.3f}")
-
-
-def quality() -> None:
-    from tests.conftest_search import (
-        IDENTIFIER_QUERIES,
-        KEYWORD_QUERIES,
-        NATURAL_QUERIES,
-        NEIGHBOURS,
-        PARAPHRASE_QUERIES,
-        build_kb,
-        kb_settings,
-    )
-
-    say("== quality")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "fixture.db"
-        db = build_kb(path)
-        settings = kb_settings(path)
-        sync_passages(db, settings=settings)
-        embed_passages(db, settings, progress=False)
-        queries = [
-            (q, {s: 1}, kind)
-            for kind, group in (
-                ("keyword", KEYWORD_QUERIES),
-                ("paraphrase", PARAPHRASE_QUERIES),
-                ("natural", NATURAL_QUERIES),
-                ("identifier", IDENTIFIER_QUERIES),
-            )
-            for q, s in group
-        ]
-        print_quality("test knowledge base", db, settings, queries)
-        for method in ("mean", "max"):
-            right = sum(
-                similar(db, a, settings=settings, limit=1, tuning=Tuning(similar_method=method))[
-                    0
-                ].id
-                == b
-                for a, b in NEIGHBOURS
-            )
-            say(f"similar() {method:4}: topical neighbour first for {right}/{len(NEIGHBOURS)}")
-
-        demo = build_demo_kb(Path(tmp) / "demo.db")
-        if demo is None:
-            say("\n(demo corpus not present: skipped)")
-            return
-        db, queries = demo
-        settings = Settings(db_path=Path(tmp) / "demo.db", quiet=True)
-        counts = sync_passages(db, settings=settings)
-        embed_passages(db, settings, progress=False)
-        say(f"\ndemo corpus: {counts.stories} stories, {counts.inserted} passages")
-        print_quality("demo corpus", db, settings, queries)
 
 
 # --------------------------------------------------------------------------- embedding throughput
@@ -390,68 +198,6 @@ def embed_throughput() -> None:
 
 # --------------------------------------------------------------------------- latency
 
-VOCABULARY_SIZE = 3000
-COMPONENTS = ["dns", "logging", "kubernetes", "gpu", "tls", "database", "kafka", "airflow"]
-IMPACTS = ["outage", "data-loss", "latency", "bad-predictions"]
-
-
-def synthetic_vocabulary() -> list[str]:
-    from tests.conftest_search import STORIES
-
-    words = sorted({w for s in STORIES for w in re.findall(r"[a-z]{3,}", s.text.lower())})
-    rng = random.Random(7)
-    while len(words) < VOCABULARY_SIZE:
-        words.append("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)))
-    rng.shuffle(words)
-    return words
-
-
-def grow_synthetic_db(conn: sqlite3.Connection, start: int, stop: int, words, rng) -> None:
-    """Passages start..stop-1 (8 per story), FTS rows and random unit vectors."""
-    weights = [1 / (rank + 1) for rank in range(len(words))]  # Zipf
-    dim = 384
-    with conn:
-        conn.execute(
-            "INSERT OR IGNORE INTO embedding_models (name, dimension) VALUES (?, ?)",
-            ["all-MiniLM-L6-v2", dim],
-        )
-        for sid in range(start // 8, (stop + 7) // 8):
-            conn.execute(
-                "INSERT OR IGNORE INTO stories (id, url, title, year, components, impacts)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    f"s{sid}",
-                    f"https://x.invalid/{sid}",
-                    " ".join(rng.choices(words, weights, k=6)),
-                    rng.randint(2010, 2025),
-                    f'["{rng.choice(COMPONENTS)}", "{rng.choice(COMPONENTS)}"]',
-                    f'["{rng.choice(IMPACTS)}"]',
-                ],
-            )
-        batch = 5000
-        for first in range(start, stop, batch):
-            ids = range(first, min(stop, first + batch))
-            texts = [" ".join(rng.choices(words, weights, k=rng.randint(40, 120))) for _ in ids]
-            vectors = np.random.default_rng(first).standard_normal((len(ids), dim)).astype("<f4")
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            conn.executemany(
-                "INSERT INTO passages (id, story_id, seq, kind, text, text_hash)"
-                " VALUES (?, ?, ?, 'text', ?, ?)",
-                [(i + 1, f"s{i // 8}", i % 8, t, f"h{i}") for i, t in zip(ids, texts, strict=True)],
-            )
-            conn.executemany(
-                "INSERT INTO passages_fts (rowid, text, title) VALUES (?, ?, '')",
-                [(i + 1, t) for i, t in zip(ids, texts, strict=True)],
-            )
-            conn.executemany(
-                "INSERT INTO embeddings (rowid, passage_id, model, text_hash, vector)"
-                " VALUES (?, ?, 'all-MiniLM-L6-v2', ?, ?)",
-                [
-                    (i + 1, i + 1, f"h{i}", encode_vector(v))
-                    for i, v in zip(ids, vectors, strict=True)
-                ],
-            )
-
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     out = []
@@ -537,14 +283,11 @@ def measure_size(
 
 def latency(sizes: Sequence[int]) -> None:
     say("\n== search latency (ms; synthetic passages, 8 per story; real query embeddings)")
-    words = synthetic_vocabulary()
     rng = random.Random(11)
-    common, rare = words[:50], words[500:]
-    queries = [
-        " ".join(rng.sample(common, 1) + rng.sample(rare, rng.randint(1, 3))) for _ in range(30)
-    ]
+    queries = synthetic_kb.queries(30, rng)
     # own generator: the database built from `rng` below stays the same as before
     other = random.Random(13)
+    common = synthetic_kb.vocabulary()[:50]
     all_common = [" ".join(other.sample(common, 2)) for _ in range(30)]
     model = load_model()
     for q in all_common:
@@ -567,7 +310,7 @@ def latency(sizes: Sequence[int]) -> None:
         built = 0
         for size in sizes:
             start = time.perf_counter()
-            grow_synthetic_db(db.conn, built, size, words, rng)
+            synthetic_kb.grow(db.conn, built, size, rng)
             built = size
             build_s = time.perf_counter() - start
             measure_size(db, settings, queries, all_common, build_s)

@@ -1,7 +1,8 @@
 """The knowledge bases and queries of bench/serve.py (a module of its own to keep that file short).
 
 * the demo database, built as `make demo` builds it, with the queries of data/demo/queries.tsv;
-* a synthetic database of any number of passages, with queries of its words;
+* a synthetic database of any number of passages (bench/synthetic_kb.py), with queries of
+  its words;
 * `cached`: either, built once into a work directory and reused;
 * `FreshQueries`: query strings no variant of the benchmark has sent before, of equal cost.
 """
@@ -9,23 +10,18 @@
 from __future__ import annotations
 
 import csv
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
+import synthetic_kb  # bench/ is on sys.path
 
 from mlopsmortem.db import open_db
-from mlopsmortem.embed import encode_vector
 from mlopsmortem.pipeline import demo_session
 from mlopsmortem.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS = ["dns", "logging", "kubernetes", "gpu", "tls", "database", "kafka", "airflow"]
-IMPACTS = ["outage", "data-loss", "latency", "bad-predictions"]
-STATUSES = ["live"] * 8 + ["dead", "archived", "redirected"]
 VARIANTS = ("library", "in-process", "http")
 
 
@@ -61,90 +57,13 @@ def demo_queries() -> list[str]:
         return [row["query"] for row in csv.DictReader(handle, delimiter="\t")]
 
 
-def vocabulary(size: int = 3000) -> list[str]:
-    from tests.conftest_search import STORIES
-
-    words = sorted({w for s in STORIES for w in s.text.lower().split() if w.isalpha()})
-    rng = random.Random(7)
-    while len(words) < size:
-        words.append("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)))
-    rng.shuffle(words)
-    return words
-
-
 def build_synthetic(path: Path, passages: int) -> None:
-    db = open_db(path)
-    conn = db.conn
-    words = vocabulary()
-    weights = [1 / (rank + 1) for rank in range(len(words))]
-    rng = random.Random(11)
-    dim = 384
-    stories = (passages + 7) // 8
-    with conn:
-        conn.execute(
-            "INSERT INTO sources (id, name, location) VALUES (1, 'list-a', 'a.md'),"
-            " (2, 'list-b', 'b.md')"
-        )
-        conn.execute(
-            "INSERT INTO embedding_models (name, dimension) VALUES ('all-MiniLM-L6-v2', ?)", [dim]
-        )
-        for sid in range(stories):
-            story_id = f"s{sid}"
-            conn.execute(
-                "INSERT INTO stories (id, url, title, publisher, year, category, components,"
-                " impacts, first_seen) VALUES (?, ?, ?, ?, ?, 'failure story', ?, ?,"
-                " '2024-01-01T00:00:00Z')",
-                [
-                    story_id,
-                    f"https://example.invalid/{sid}",
-                    " ".join(rng.choices(words, weights, k=6)),
-                    f"Publisher {sid % 97}",
-                    rng.randint(2010, 2025),
-                    json.dumps(sorted(set(rng.sample(COMPONENTS, 2)))),
-                    json.dumps([rng.choice(IMPACTS)]),
-                ],
-            )
-            conn.execute(
-                "INSERT INTO story_sources (story_id, source_id, occurrence) VALUES (?, ?, 0)",
-                [story_id, 1 + sid % 2],
-            )
-            conn.execute(
-                "INSERT INTO pages (story_id, url, link_status) VALUES (?, ?, ?)",
-                [story_id, f"https://example.invalid/{sid}", rng.choice(STATUSES)],
-            )
-        batch = 5000
-        for first in range(0, passages, batch):
-            ids = range(first, min(passages, first + batch))
-            texts = [" ".join(rng.choices(words, weights, k=rng.randint(40, 120))) for _ in ids]
-            vectors = np.random.default_rng(first).standard_normal((len(ids), dim)).astype("<f4")
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            rows = list(zip(ids, texts, vectors, strict=True))
-            conn.executemany(
-                "INSERT INTO passages (id, story_id, seq, kind, text, text_hash)"
-                " VALUES (?, ?, ?, 'text', ?, ?)",
-                [(i + 1, f"s{i // 8}", i % 8, t, f"h{i}") for i, t, _ in rows],
-            )
-            conn.executemany(
-                "INSERT INTO passages_fts (rowid, text, title) VALUES (?, ?, '')",
-                [(i + 1, t) for i, t, _ in rows],
-            )
-            conn.executemany(
-                "INSERT INTO embeddings (rowid, passage_id, model, text_hash, vector)"
-                " VALUES (?, ?, 'all-MiniLM-L6-v2', ?, ?)",
-                [(i + 1, i + 1, f"h{i}", encode_vector(v)) for i, _, v in rows],
-            )
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
+    synthetic_kb.build(path, passages)
 
 
 def synthetic_queries(count: int = 60) -> list[str]:
     """One common word and 1-3 rarer ones each, from the synthetic knowledge base's words."""
-    words = vocabulary()
-    common, rare = words[:50], words[500:]
-    rng = random.Random(13)
-    return [
-        " ".join(rng.sample(common, 1) + rng.sample(rare, rng.randint(1, 3))) for _ in range(count)
-    ]
+    return synthetic_kb.queries(count, random.Random(13))
 
 
 class FreshQueries:
