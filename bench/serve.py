@@ -54,19 +54,19 @@ demo database the plugin answers without awaiting anything (its queries run on t
 `mlopsmortem.web_sql.execute`), so each request runs to its end before the next starts and its
 latency leaves out the wait: there, only time/req compares.
 
-Figures (2 vCPUs shared with other tenants; p50 ratio served / library). The demo database, ten
-runs: six as above, four before sequential cells were pinned (one with the asyncio client for
-sequential HTTP); the 100k one, two runs:
+Figures (2 vCPUs shared with other tenants; p50 ratio served / library). The demo database, eleven
+runs: seven as above, four before sequential cells were pinned (one with the asyncio client for
+sequential HTTP); the 100k one, three runs:
 
   demo, repeated   library 1.4-2.6 ms (3.2 on a busy machine). Sequential: in-process
-                   x0.99-1.25; http x1.23-1.43 in 17 of 20 cells, the other three x1.54,
+                   x0.99-1.25; http x1.23-1.43 in 19 of 22 cells, the other three x1.54,
                    x1.56 (unpinned) and x1.69 (pinned, in a run where the machine was busy:
                    mean ratio x1.44 there). 8 clients: http p50 x0.82-1.40, p95 x0.49-0.89,
                    time/req x0.70-0.98.
   demo, new        library 15-25 ms hybrid (most of it embedding the query), 2.5-4.6 ms
                    keyword. Sequential: in-process x1.02-1.26, http x1.06-1.38. 8 clients:
                    http p50 x0.93-1.06, time/req x0.89-1.06.
-  100k             every cell x0.74-1.11 (p95 x0.57-1.10), sequential or 8 clients.
+  100k             every cell x0.74-1.12 (p95 x0.43-1.10), sequential or 8 clients.
 
 What changed since the first version (demo, repeated hybrid queries: 2.53x in-process, 3.14x
 over HTTP), per request:
