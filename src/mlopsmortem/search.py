@@ -44,6 +44,7 @@ from mlopsmortem.fusion import Candidate, fuse_passages, fuse_stories
 from mlopsmortem.keyword_search import (
     Ranked,
     StorySet,
+    fts_phrase,
     fts_query,
     highlight_spans,
     keyword_stage,
@@ -368,7 +369,8 @@ def search(
     if sims is not None:
         shown = text_passages_for_cards(conn, chosen, snapshot, sims)
     else:
-        shown = text_passages_with_words(conn, chosen, query_words(text))
+        phrases = [fts_phrase(word) for word in query_words(text)]
+        shown = text_passages_with_words(conn, chosen, phrases)
     hits = _hydrate(conn, page, match, offset + 1, shown)
     clock.lap("hydrate")
     return hits

@@ -8,10 +8,10 @@ import html
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 import numpy as np
-import snowballstemmer
 
 if TYPE_CHECKING:
     from mlopsmortem.vector_index import IndexSnapshot
@@ -20,7 +20,6 @@ SNIPPET_CHARS = 300
 _MARK_OPEN = "\ue000"  # private-use characters as highlight() markers
 _MARK_CLOSE = "\ue001"
 _WORD = re.compile(r"\S+")
-_TOKEN = re.compile(r"[^\W_]+")  # unicode61: runs of letters and digits
 
 
 def parse_highlighted(marked: str) -> tuple[str, list[tuple[int, int]]]:
@@ -98,86 +97,52 @@ def text_passages_for_cards(
     return shown
 
 
-class WordMatcher:
-    """Finds the query's words in text as FTS5's `porter unicode61` tokenizer matches them:
-    case-folded tokens of letters and digits, compared by their Porter stems, a word such as
-    `fluent-bit` as the phrase of its tokens. For choosing a passage among a few stories'
-    text without another FTS5 query; FTS5 highlight() still marks the one shown. Snowball's
-    "porter" is the original algorithm, FTS5's has a later rule (-bli -> -ble): on the demo
-    corpus, 1,359 words x every passage, the two disagree on 4 pairs, all "reproducibly"."""
-
-    def __init__(self, words: Sequence[str]) -> None:
-        # a stemmer object keeps state between calls: one per matcher, never shared by threads
-        self._stemmer = snowballstemmer.stemmer("porter")
-        self._stems: dict[str, str] = {}
-        self._terms: list[tuple[str, re.Pattern[str], list[str], list[str]]] = []
-        for word in words:
-            tokens = [t.lower() for t in _TOKEN.findall(word)]
-            if not tokens:
-                continue
-            stems = [self._stem(t) for t in tokens]
-            prefixes = [_stem_prefix(stem) for stem in stems]
-            parts = [re.escape(prefix) + r"[^\W_]*" for prefix in prefixes]
-            # no look-behind for the word start: it would cost re its literal-prefix search (16x)
-            pattern = re.compile(r"[\W_]+".join(parts))
-            self._terms.append((prefixes[0], pattern, tokens, stems))
-
-    def _stem(self, token: str) -> str:
-        stem = self._stems.get(token)
-        if stem is None:  # 20 us a word: each distinct word is stemmed once
-            # FTS5's porter tokenizer leaves words under 3 or over 64 characters as they are
-            short_or_long = len(token) < 3 or len(token) > 64
-            stem = token if short_or_long else self._stemmer.stemWord(token)
-            self._stems[token] = stem
-        return stem
-
-    def count(self, text: str) -> tuple[int, int]:
-        """(how many of the query's words `text` contains, how many times in all)."""
-        distinct = total = 0
-        folded = text.lower()
-        for prefix, pattern, tokens, stems in self._terms:
-            found = 0
-            if prefix not in folded:  # a substring test is 20x faster than the scan
-                continue
-            for match in pattern.finditer(folded):
-                start = match.start()
-                if start and _TOKEN.match(folded, start - 1):
-                    continue  # inside a word
-                seen = _TOKEN.findall(match.group())
-                if seen == tokens or [self._stem(t) for t in seen] == stems:
-                    found += 1
-            distinct += found > 0
-            total += found
-        return distinct, total
-
-
-def _stem_prefix(stem: str) -> str:
-    """The start every word with this Porter stem begins with. Porter only rewrites a word's
-    end, and all but three rewrites leave the stem a prefix of the word: y -> i (retry:
-    retri), an added e (filing: file), -bility -> -bl (sensibility: sensibl)."""
-    return stem[:-1] if len(stem) > 1 and stem[-1] in "iel" else stem
+def words_in_passages(
+    passages: Sequence[tuple[int, str]], phrases: Sequence[str]
+) -> dict[int, tuple[int, float]]:
+    """Per (id, text) of `passages` that contains any of the query's words (`phrases`: each
+    as its FTS5 phrase, keyword_search.fts_phrase): (how many of them it contains, their bm25
+    weight in it, higher is better), found exactly as the search found them, by FTS5 with the
+    main index's tokenizer (`porter unicode61`: case and diacritics folded, Porter stems, a
+    word such as `fluent-bit` as the phrase of its tokens). A scratch in-memory table of just
+    these passages: the main index would read every passage holding a word (5-28 ms at 100k
+    passages) and also matches a passage through its story's title, while a few dozen
+    passages index in about a millisecond. A Python copy of the tokenizer (Snowball's Porter
+    stemmer and a regex) disagreed with FTS5 on words such as "topological" and "café", and
+    was quadratic on hyphenated words."""
+    found: dict[int, tuple[int, float]] = {}
+    if not passages or not phrases:
+        return found
+    with closing(sqlite3.connect(":memory:")) as scratch:
+        scratch.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
+        scratch.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", passages)
+        for phrase in dict.fromkeys(phrases):
+            rows = scratch.execute("SELECT rowid, bm25(t) FROM t WHERE t MATCH ?", [phrase])
+            for passage_id, rank in rows:
+                distinct, weight = found.get(passage_id, (0, 0.0))
+                found[passage_id] = (distinct + 1, weight - rank)  # bm25() is negative
+    return found
 
 
 def text_passages_with_words(
-    conn: sqlite3.Connection, chosen: Mapping[str, int], words: Sequence[str]
+    conn: sqlite3.Connection, chosen: Mapping[str, int], phrases: Sequence[str]
 ) -> dict[str, int]:
     """The keyword-search counterpart of text_passages_for_cards: for each story whose chosen
-    passage is its card, the text passage containing the most of the query's `words` (then the
-    most occurrences, then the first), if any contains one; otherwise the card stays, as the
-    only place the words are. Reads the text of at most a page of stories (a few passages
-    each), so it costs the same at any database size; an FTS5 query restricted to those
-    passages cost 5-28 ms at 100k passages."""
-    cards = _card_stories_text(conn, chosen, with_text=True) if words else {}
+    passage is its card, the text passage containing the most of the query's words (`phrases`,
+    as words_in_passages takes them; then the highest bm25 for them, then the first), if any
+    contains one; otherwise the card stays, as the only place the words are. Reads the text of at most a page of stories (a few passages
+    each), so it costs the same at any database size."""
+    cards = _card_stories_text(conn, chosen, with_text=True) if phrases else {}
     if not cards:
         return {}
-    matcher = WordMatcher(words)
+    found = words_in_passages([p for passages in cards.values() for p in passages], phrases)
     shown: dict[str, int] = {}
     for story_id, passages in cards.items():
-        best, best_count = None, (0, 0)
-        for passage_id, text in passages:
-            count = matcher.count(text)
-            if count > best_count:
-                best, best_count = passage_id, count
+        best, best_found = None, (0, 0.0)
+        for passage_id, _ in passages:
+            count = found.get(passage_id, (0, 0.0))
+            if count > best_found:
+                best, best_found = passage_id, count
         if best is not None:
             shown[story_id] = best
     return shown
@@ -273,11 +238,11 @@ def mark_snippet(snippet: str, highlights: Sequence[tuple[int, int]]) -> str:
 
 __all__ = [
     "SNIPPET_CHARS",
-    "WordMatcher",
     "highlight_spans",
     "make_snippet",
     "mark_snippet",
     "parse_highlighted",
     "text_passages_for_cards",
     "text_passages_with_words",
+    "words_in_passages",
 ]
