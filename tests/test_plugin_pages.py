@@ -98,7 +98,9 @@ def links(page: str, css_class: str | None = None) -> list[str]:
 
 
 SEARCH = {"q": "lost logs", "mode": "keyword", "component": "logging", "offset": "1", "n": "1"}
-STATE = "q=lost+logs&mode=keyword&component=logging&offset=1"  # n is the similar page's own
+# the search's page size travels as sn: n is the similar page's own
+STATE = "q=lost+logs&mode=keyword&component=logging&sn=1&offset=1"
+BACK = "q=lost+logs&mode=keyword&component=logging&n=1&offset=1"
 
 
 @pytest.mark.asyncio
@@ -109,7 +111,7 @@ async def test_story_and_similar_pages_lead_back_to_the_search_they_came_from(ds
     story_url = next(u for u in links(card.group(2)) if u.startswith("/kb/stories/"))
     similar_url = links(card.group(2), "mm-similar")[0]
     assert story_url.endswith("?" + STATE) and similar_url.endswith("?" + STATE)
-    back = f'<a href="/-/search?{html.escape(STATE)}">← Results for “lost logs”</a>'
+    back = f'<a href="/-/search?{html.escape(BACK)}">← Results for “lost logs”</a>'
     # the story's page and its similar stories lead back to the same search, page and filters
     story = await get_html(ds, story_url)
     assert back in story and f"stories: {card.group(1)}" in story
@@ -133,3 +135,27 @@ async def test_a_way_back_with_bad_parameters_keeps_the_typed_query(ds) -> None:
     assert '<a href="/-/search?q=dns">← Results for “dns”</a>' in page
     hostile = await get_html(ds, "/kb/stories/fluentbit?q=%3Cscript%3Ealert(1)%3C/script%3E")
     assert "<script>alert(1)" not in hostile and "&lt;script&gt;alert(1)" in hostile
+
+
+@pytest.mark.asyncio
+async def test_the_way_back_keeps_the_search_page_size_apart_from_the_similar_pages(ds) -> None:
+    page = await get_html(ds, "/-/similar/fluentbit?q=dns&sn=20&offset=20&n=2")
+    assert '<a href="/-/search?q=dns&amp;n=20&amp;offset=20">← Results for “dns”</a>' in page
+    assert len(HIT.findall(page)) == 2  # the similar page's own n
+    data = await get_json(ds, "/-/similar/fluentbit.json?q=dns&sn=20&n=2")
+    assert len(data["results"]) == 2
+
+
+@pytest.mark.asyncio
+async def test_the_way_back_without_a_query_drops_the_offset(ds) -> None:
+    page = await get_html(ds, "/kb/stories/fluentbit?component=logging&offset=20")
+    assert '<a href="/-/search?component=logging">← Back to the results</a>' in page
+
+
+@pytest.mark.asyncio
+async def test_the_way_back_names_a_long_query_shortly(ds) -> None:
+    query = "fluent bit dropped chunks " * 20
+    page = await get_html(ds, f"/kb/stories/fluentbit?q={query.replace(' ', '+')}")
+    label = re.search(r"← Results for “([^”]*)”", page)
+    assert label is not None and label.group(1).endswith("…") and len(label.group(1)) <= 61
+    assert html.escape(f"/-/search?q={query.strip().replace(' ', '+')}") in page

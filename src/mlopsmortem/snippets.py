@@ -130,8 +130,9 @@ def text_passages_with_words(
     """The keyword-search counterpart of text_passages_for_cards: for each story whose chosen
     passage is its card, the text passage containing the most of the query's words (`phrases`,
     as words_in_passages takes them; then the highest bm25 for them, then the first), if any
-    contains one; otherwise the card stays, as the only place the words are. Reads the text of at most a page of stories (a few passages
-    each), so it costs the same at any database size."""
+    contains one; otherwise the card stays, as the only place the words are. Reads the text of
+    at most a page of stories (a few passages each), so it costs the same at any database
+    size."""
     cards = _card_stories_text(conn, chosen, with_text=True) if phrases else {}
     if not cards:
         return {}

@@ -429,15 +429,37 @@ def typed_query(args: QueryArgs, max_query_chars: int) -> Params:
     return Params(q=str(args.get("q") or "")[:max_query_chars])
 
 
+SEARCH_N_ARG = "sn"  # the search's page size, in the links of pages that have an `n` of their own
+
+
+class _SearchArgs:
+    """A story or similar page's query string read as the search's: `sn` stands for `n`."""
+
+    def __init__(self, args: QueryArgs) -> None:
+        self._args = args
+
+    def _name(self, name: str) -> str:
+        return SEARCH_N_ARG if name == "n" else name
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._args.get(self._name(name), default)
+
+    def getlist(self, name: str) -> list[str]:
+        return self._args.getlist(self._name(name))
+
+
 def search_state(args: QueryArgs, max_query_chars: int) -> Params:
     """The search a story or similar page was reached from, which its links carry in their query
-    string (q, mode, filters, offset), to lead back to it. Page size is left out (`n` is the
-    similar page's own); parameters that do not parse fall back to the typed query."""
+    string (q, mode, filters, page size as `sn` since `n` is the similar page's own, offset), to
+    lead back to the same page of results; parameters that do not parse fall back to the typed
+    query."""
     try:
-        params = parse_params(args, max_query_chars)
+        params = parse_params(_SearchArgs(args), max_query_chars)
     except BadRequest:
         return typed_query(args, max_query_chars)
-    params.n, params.facets = DEFAULT_N, False
+    params.facets = False
+    if not params.q:
+        params.offset = 0  # no results to page through without a query
     return params
 
 
@@ -445,7 +467,7 @@ def with_search_state(url: str, back: Params | None) -> str:
     """`url` carrying the search `back` leads to (see search_state); `url` alone without one."""
     if back is None:
         return url
-    pairs = back.pairs(n=DEFAULT_N, facets=False)
+    pairs = [(SEARCH_N_ARG if k == "n" else k, v) for k, v in back.pairs(facets=False)]
     return url + "?" + urllib.parse.urlencode(pairs) if pairs else url
 
 
