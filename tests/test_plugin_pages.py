@@ -147,9 +147,19 @@ async def test_the_way_back_keeps_the_search_page_size_apart_from_the_similar_pa
 
 
 @pytest.mark.asyncio
-async def test_the_way_back_without_a_query_drops_the_offset(ds) -> None:
-    page = await get_html(ds, "/kb/stories/fluentbit?component=logging&offset=20")
+async def test_the_way_back_without_a_query_drops_the_page(ds) -> None:
+    page = await get_html(ds, "/kb/stories/fluentbit?component=logging&sn=20&offset=20")
     assert '<a href="/-/search?component=logging">← Back to the results</a>' in page
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("page", ["sn=0", "sn=-1", "sn=x", "sn=²", "sn=51", "offset=5000"])
+async def test_a_bad_page_size_or_offset_keeps_the_rest_of_the_way_back(ds, page) -> None:
+    html_page = await get_html(
+        ds, f"/-/similar/fluentbit?q=dns&mode=keyword&component=logging&{page}"
+    )
+    back = "/-/search?q=dns&amp;mode=keyword&amp;component=logging"
+    assert f'<a href="{back}">← Results for “dns”</a>' in html_page
 
 
 @pytest.mark.asyncio
@@ -157,5 +167,6 @@ async def test_the_way_back_names_a_long_query_shortly(ds) -> None:
     query = "fluent bit dropped chunks " * 20
     page = await get_html(ds, f"/kb/stories/fluentbit?q={query.replace(' ', '+')}")
     label = re.search(r"← Results for “([^”]*)”", page)
-    assert label is not None and label.group(1).endswith("…") and len(label.group(1)) <= 61
+    assert label is not None and len(label.group(1)) <= 60
+    assert label.group(1) == query[:59].strip() + "…"  # no space before the ellipsis
     assert html.escape(f"/-/search?q={query.strip().replace(' ', '+')}") in page

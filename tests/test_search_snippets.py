@@ -6,14 +6,14 @@ in a keyword search."""
 from __future__ import annotations
 
 import sqlite3
-from unittest.mock import ANY
+from contextlib import closing
 
 import pytest
 
 from mlopsmortem.db import open_db
 from mlopsmortem.keyword_search import fts_phrase, fts_query, query_words
 from mlopsmortem.search import search
-from mlopsmortem.snippets import words_in_passages
+from mlopsmortem.snippets import CHOICE_PASSAGES, PassageWords, text_passages_with_words
 from tests.conftest_search import STORIES
 from tests.test_search import kb, kb_copy, kbdb
 
@@ -112,10 +112,16 @@ TRICKY = [
 ]  # fmt: skip
 
 
-def test_words_in_passages_finds_words_where_the_search_index_does(kbdb) -> None:
+def words_in(passages, words) -> dict[int, int]:
+    with closing(PassageWords(passages)) as index:
+        return index.containing([fts_phrase(w) for w in words])
+
+
+def test_passage_words_finds_words_where_the_search_index_does(kbdb) -> None:
     rows = kbdb.execute("SELECT id, text FROM passages").fetchall()
     words = sorted({w for s in TITLES for w in query_words(s.title)} | set(TRICKY))
-    found = {word: words_in_passages(rows, [fts_phrase(word)]) for word in words}
+    with closing(PassageWords(rows)) as index:
+        found = {word: index.containing([fts_phrase(word)]) for word in words}
     checked = 0
     for word in words:
         for passage_id, _ in rows:
@@ -143,26 +149,77 @@ def test_words_in_passages_finds_words_where_the_search_index_does(kbdb) -> None
         ("end-to-end", "the frontend to end-to-end tests"),
     ],
 )
-def test_words_in_passages_matches_as_fts5_tokenizes(word, text) -> None:
+def test_passage_words_match_as_fts5_tokenizes(word, text) -> None:
     passages = [(7, text), (8, "nothing of the kind")]
-    assert words_in_passages(passages, [fts_phrase(word)]).keys() == {7}
-    found = words_in_passages(passages, [fts_phrase(word), fts_phrase("absentword")])
-    assert found.keys() == {7} and found[7][0] == 1 and found[7][1] > 0
+    assert words_in(passages, [word]) == {7: 1}
+    assert words_in(passages, [word, "absentword"]) == {7: 1}
 
 
-def test_words_in_passages_counts_words_then_weighs_occurrences() -> None:
+def test_passage_words_count_words_and_occurrences() -> None:
     passages = [(1, "logs once"), (2, "logs logs logs and more logs"), (3, "logs and dns")]
-    found = words_in_passages(passages, [fts_phrase("logs"), fts_phrase("dns")])
-    assert found[3][0] == 2 and found[1][0] == found[2][0] == 1
-    assert found[2][1] > found[1][1]  # more occurrences, the higher bm25
+    phrases = [fts_phrase("logs"), fts_phrase("dns")]
+    with closing(PassageWords(passages)) as index:
+        assert index.containing(phrases) == {1: 1, 2: 1, 3: 2}
+        assert index.occurrences(phrases, [1, 2, 3]) == {1: 1, 2: 4, 3: 2}
 
 
-def test_words_in_passages_takes_linear_time_on_long_runs_of_letters() -> None:
+def test_passage_words_take_linear_time_on_long_runs_of_letters() -> None:
     # a regex for "a-b" once backtracked over every start in a run of letters: 2 s at 20,000,
     # minutes at this length, on the event loop's thread
-    long_word = "a" * 300_000
-    phrases = [fts_phrase("a-b"), fts_phrase("a-a-a")]
-    assert words_in_passages([(1, long_word), (2, "a b c")], phrases) == {2: (1, ANY)}
+    assert words_in([(1, "a" * 300_000), (2, "a b c")], ["a-b", "a-a-a"]) == {2: 1}
+
+
+def story_with_texts(path, story_id: str, texts: list[str]) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM passages WHERE story_id = ? AND kind = 'text'", [story_id])
+        for seq, text in enumerate(texts, start=1):
+            conn.execute(
+                "INSERT INTO passages (story_id, seq, kind, text) VALUES (?, ?, 'text', ?)",
+                [story_id, seq, text],
+            )
+
+
+def test_a_keyword_hit_shows_the_same_passage_whatever_else_is_on_the_page(kb_copy) -> None:
+    path, settings = kb_copy
+    story = TITLES[0]
+    # one word each; the first passage has its word more often. Weighed by bm25 in an index
+    # of the page's passages, "the" would weigh next to nothing once other stories join it.
+    story_with_texts(path, story.id, ["the the the", "zebrafish"])
+    phrases = [fts_phrase("the"), fts_phrase("zebrafish")]
+    db = open_db(path)
+    try:
+        chosen = {story.id: card_of(db, story.id)}
+        alone = text_passages_with_words(db.conn, chosen, phrases)[story.id]
+        assert db.execute("SELECT seq FROM passages WHERE id = ?", [alone]).fetchone() == (1,)
+        for other in TITLES[1:]:
+            chosen[other.id] = card_of(db, other.id)
+            assert text_passages_with_words(db.conn, chosen, phrases)[story.id] == alone
+    finally:
+        db.close()
+
+
+def test_a_keyword_hit_chooses_among_its_first_passages_only(kb_copy) -> None:
+    path, settings = kb_copy
+    story = TITLES[0]
+    word = "zebrafish"
+    texts = ["filler text"] * CHOICE_PASSAGES + [f"the {word} passage"]
+    texts[0] = "a very long first passage " * 1000 + word  # the word past CHOICE_CHARS
+    story_with_texts(path, story.id, texts)
+    db = open_db(path)
+    try:
+        chosen = {story.id: card_of(db, story.id)}
+        assert text_passages_with_words(db.conn, chosen, [fts_phrase(word)]) == {}
+        story_with_texts(path, story.id, texts[1:])  # now within the first CHOICE_PASSAGES
+        (shown,) = text_passages_with_words(db.conn, chosen, [fts_phrase(word)]).values()
+        assert word in db.execute("SELECT text FROM passages WHERE id = ?", [shown]).fetchone()[0]
+    finally:
+        db.close()
+
+
+def card_of(db, story_id: str) -> int:
+    return db.execute(
+        "SELECT id FROM passages WHERE story_id = ? AND kind = 'card'", [story_id]
+    ).fetchone()[0]
 
 
 def test_a_story_without_text_shows_its_card(kb_copy) -> None:

@@ -67,7 +67,7 @@ STOPWORDS = frozenset(
     "while who why will with you your".split()
 )
 _WORD = re.compile(r"\S+")
-_HAS_TOKEN_CHAR = re.compile(r"[^\W_]")
+_TOKEN = re.compile(r"[^\W_]+")  # unicode61: runs of letters and digits
 
 
 # --------------------------------------------------------------------------- query text
@@ -75,12 +75,14 @@ _HAS_TOKEN_CHAR = re.compile(r"[^\W_]")
 
 def query_words(query: str) -> list[str]:
     """The user's words that can match anything, deduplicated, stopwords dropped when possible."""
-    words: dict[str, str] = {}
+    words: dict[tuple[str, ...], str] = {}
     for match in _WORD.finditer(query):
         word = match.group()
-        if _HAS_TOKEN_CHAR.search(word) and word.lower() not in words:
-            words[word.lower()] = word
-    kept = [w for k, w in words.items() if k.strip("\"'.,;:!?()[]{}") not in STOPWORDS]
+        # one word once, however punctuated ("logs" and "logs,"): twice, it would weigh double
+        tokens = tuple(_TOKEN.findall(word.lower()))
+        if tokens and tokens not in words:
+            words[tokens] = word
+    kept = [w for w in words.values() if w.lower().strip("\"'.,;:!?()[]{}") not in STOPWORDS]
     return (kept or list(words.values()))[:MAX_QUERY_TERMS]
 
 

@@ -41,13 +41,17 @@ def parse_highlighted(marked: str) -> tuple[str, list[tuple[int, int]]]:
     return "".join(plain), spans
 
 
-def _card_stories_text(
-    conn: sqlite3.Connection, chosen: Mapping[str, int], *, with_text: bool
-) -> dict[str, list[tuple[int, str]]]:
-    """For each story whose chosen passage (story id -> passage id) is its card: its text
-    passages in order, as (id, text) (text "" unless `with_text`)."""
+# The text passages a keyword hit's snippet is chosen among: a story's first ones, enough
+# for an article's opening pages, each cut to a length no real passage reaches. A crawled
+# page split into thousands would otherwise be indexed anew on every search that shows it.
+CHOICE_PASSAGES = 16
+CHOICE_CHARS = 4_000
+
+
+def _card_stories(conn: sqlite3.Connection, chosen: Mapping[str, int]) -> list[str]:
+    """The stories whose chosen passage (story id -> passage id) is their card."""
     if not chosen:
-        return {}
+        return []
     marks = ",".join("?" * len(chosen))
     cards = {
         row[0]
@@ -56,18 +60,23 @@ def _card_stories_text(
             list(chosen.values()),
         )
     }
-    stories = [story_id for story_id, passage_id in chosen.items() if passage_id in cards]
-    if not stories:
-        return {}
-    texts: dict[str, list[tuple[int, str]]] = {}
-    column = "text" if with_text else "''"
-    for story_id, passage_id, text in conn.execute(
-        f"SELECT story_id, id, {column} FROM passages"
-        f" WHERE story_id IN ({','.join('?' * len(stories))}) AND kind = 'text' ORDER BY seq",
-        stories,
-    ):
-        texts.setdefault(story_id, []).append((passage_id, text or ""))
-    return texts
+    return [story_id for story_id, passage_id in chosen.items() if passage_id in cards]
+
+
+def _card_stories_passages(
+    conn: sqlite3.Connection, chosen: Mapping[str, int]
+) -> dict[str, list[int]]:
+    """For each story whose chosen passage is its card: the ids of its text passages."""
+    stories = _card_stories(conn, chosen)
+    ids: dict[str, list[int]] = {}
+    if stories:
+        for story_id, passage_id in conn.execute(
+            f"SELECT story_id, id FROM passages WHERE story_id IN ({','.join('?' * len(stories))})"
+            " AND kind = 'text'",
+            stories,
+        ):
+            ids.setdefault(story_id, []).append(passage_id)
+    return ids
 
 
 def text_passages_for_cards(
@@ -85,11 +94,10 @@ def text_passages_for_cards(
     if snapshot is None or sims is None:
         return {}
     shown: dict[str, int] = {}
-    for story_id, passages in _card_stories_text(conn, chosen, with_text=False).items():
+    for story_id, ids in _card_stories_passages(conn, chosen).items():
         story = snapshot.positions.get(story_id)
         if story is None:
             continue
-        ids = [passage_id for passage_id, _ in passages]
         rows = np.arange(snapshot.starts[story], snapshot.ends[story])
         rows = rows[np.isin(snapshot.passage_ids[rows], ids)]
         if len(rows):
@@ -97,55 +105,88 @@ def text_passages_for_cards(
     return shown
 
 
-def words_in_passages(
-    passages: Sequence[tuple[int, str]], phrases: Sequence[str]
-) -> dict[int, tuple[int, float]]:
-    """Per (id, text) of `passages` that contains any of the query's words (`phrases`: each
-    as its FTS5 phrase, keyword_search.fts_phrase): (how many of them it contains, their bm25
-    weight in it, higher is better), found exactly as the search found them, by FTS5 with the
-    main index's tokenizer (`porter unicode61`: case and diacritics folded, Porter stems, a
-    word such as `fluent-bit` as the phrase of its tokens). A scratch in-memory table of just
-    these passages: the main index would read every passage holding a word (5-28 ms at 100k
-    passages) and also matches a passage through its story's title, while a few dozen
-    passages index in about a millisecond. A Python copy of the tokenizer (Snowball's Porter
-    stemmer and a regex) disagreed with FTS5 on words such as "topological" and "café", and
-    was quadratic on hyphenated words."""
-    found: dict[int, tuple[int, float]] = {}
-    if not passages or not phrases:
-        return found
-    with closing(sqlite3.connect(":memory:")) as scratch:
-        scratch.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
-        scratch.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", passages)
+class PassageWords:
+    """The query's words in a few passages, found exactly as the search found them: by FTS5
+    with the main index's tokenizer (`porter unicode61`: case and diacritics folded, Porter
+    stems, a word such as `fluent-bit` the phrase of its tokens), in a scratch in-memory index
+    of just these passages. The main index would read every passage holding a word (5-28 ms
+    at 100k passages) and matches a passage through its story's title too. A Python copy of
+    the tokenizer (Snowball's Porter stemmer and a regex) disagreed with FTS5 on words such as
+    "topological" and "café", and was quadratic on hyphenated words. Words are given as FTS5
+    phrases (keyword_search.fts_phrase). Close it (contextlib.closing) when done."""
+
+    def __init__(self, passages: Sequence[tuple[int, str]]) -> None:
+        self._conn = sqlite3.connect(":memory:")
+        self._conn.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
+        self._conn.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", passages)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def containing(self, phrases: Sequence[str]) -> dict[int, int]:
+        """Per passage id containing any of `phrases`: how many of them it contains."""
+        found: dict[int, int] = {}
         for phrase in dict.fromkeys(phrases):
-            rows = scratch.execute("SELECT rowid, bm25(t) FROM t WHERE t MATCH ?", [phrase])
-            for passage_id, rank in rows:
-                distinct, weight = found.get(passage_id, (0, 0.0))
-                found[passage_id] = (distinct + 1, weight - rank)  # bm25() is negative
-    return found
+            for (passage_id,) in self._conn.execute(
+                "SELECT rowid FROM t WHERE t MATCH ?", [phrase]
+            ):
+                found[passage_id] = found.get(passage_id, 0) + 1
+        return found
+
+    def occurrences(self, phrases: Sequence[str], passage_ids: Sequence[int]) -> dict[int, int]:
+        """Per one of `passage_ids`: how many times `phrases` occur in it, all together."""
+        if not phrases or not passage_ids:
+            return {}
+        rows = self._conn.execute(
+            f"SELECT rowid, highlight(t, 0, '{_MARK_OPEN}', '') FROM t WHERE t MATCH ?"
+            f" AND rowid IN ({','.join('?' * len(passage_ids))})",
+            [" OR ".join(dict.fromkeys(phrases)), *passage_ids],
+        )
+        return {passage_id: (marked or "").count(_MARK_OPEN) for passage_id, marked in rows}
+
+
+def _first_text_passages(
+    conn: sqlite3.Connection, story_ids: Sequence[str]
+) -> dict[str, list[tuple[int, str]]]:
+    """Each story's first CHOICE_PASSAGES text passages, in order, as (id, text) cut to
+    CHOICE_CHARS."""
+    texts: dict[str, list[tuple[int, str]]] = {}
+    for story_id in story_ids:
+        texts[story_id] = conn.execute(
+            "SELECT id, coalesce(substr(text, 1, ?), '') FROM passages"
+            " WHERE story_id = ? AND kind = 'text' ORDER BY seq LIMIT ?",
+            [CHOICE_CHARS, story_id, CHOICE_PASSAGES],
+        ).fetchall()
+    return texts
 
 
 def text_passages_with_words(
     conn: sqlite3.Connection, chosen: Mapping[str, int], phrases: Sequence[str]
 ) -> dict[str, int]:
     """The keyword-search counterpart of text_passages_for_cards: for each story whose chosen
-    passage is its card, the text passage containing the most of the query's words (`phrases`,
-    as words_in_passages takes them; then the highest bm25 for them, then the first), if any
-    contains one; otherwise the card stays, as the only place the words are. Reads the text of
-    at most a page of stories (a few passages each), so it costs the same at any database
+    passage is its card, the text passage (of its first CHOICE_PASSAGES) containing the most of
+    the query's words (`phrases`, as PassageWords takes them), then the most occurrences of
+    them, then the first; if none contains one, the card stays, as the only place the words
+    are. What a story shows depends on that story alone, not on the other hits of the page.
+    Reads at most a page of stories' first passages, so it costs the same at any database
     size."""
-    cards = _card_stories_text(conn, chosen, with_text=True) if phrases else {}
-    if not cards:
+    stories = _card_stories(conn, chosen) if phrases else []
+    if not stories:
         return {}
-    found = words_in_passages([p for passages in cards.values() for p in passages], phrases)
+    texts = _first_text_passages(conn, stories)
     shown: dict[str, int] = {}
-    for story_id, passages in cards.items():
-        best, best_found = None, (0, 0.0)
-        for passage_id, _ in passages:
-            count = found.get(passage_id, (0, 0.0))
-            if count > best_found:
-                best, best_found = passage_id, count
-        if best is not None:
-            shown[story_id] = best
+    with closing(PassageWords([p for passages in texts.values() for p in passages])) as words:
+        found = words.containing(phrases)
+        for story_id, passages in texts.items():
+            counts = [found.get(passage_id, 0) for passage_id, _ in passages]
+            most = max(counts, default=0)
+            if not most:
+                continue
+            tied = [p for (p, _), count in zip(passages, counts, strict=True) if count == most]
+            if len(tied) > 1:
+                times = words.occurrences(phrases, tied)
+                tied.sort(key=lambda passage_id: -times.get(passage_id, 0))  # stable: first wins
+            shown[story_id] = tied[0]
     return shown
 
 
@@ -244,6 +285,8 @@ __all__ = [
     "mark_snippet",
     "parse_highlighted",
     "text_passages_for_cards",
+    "CHOICE_CHARS",
+    "CHOICE_PASSAGES",
+    "PassageWords",
     "text_passages_with_words",
-    "words_in_passages",
 ]

@@ -433,19 +433,24 @@ SEARCH_N_ARG = "sn"  # the search's page size, in the links of pages that have a
 
 
 class _SearchArgs:
-    """A story or similar page's query string read as the search's: `sn` stands for `n`."""
+    """A story or similar page's query string read as the search's: `sn` stands for `n`, and a
+    page size or offset that would be refused is left out (the first page of 10), so that it
+    alone does not lose the query, mode and filters of the way back."""
 
     def __init__(self, args: QueryArgs) -> None:
         self._args = args
 
-    def _name(self, name: str) -> str:
-        return SEARCH_N_ARG if name == "n" else name
-
     def get(self, name: str, default: Any = None) -> Any:
-        return self._args.get(self._name(name), default)
+        if name not in ("n", "offset"):
+            return self._args.get(name, default)
+        raw = str(self._args.get(SEARCH_N_ARG if name == "n" else name) or "").strip()
+        lowest, highest = (1, MAX_N) if name == "n" else (0, MAX_OFFSET)
+        if raw.isascii() and raw.isdigit() and lowest <= int(raw) <= highest:
+            return raw
+        return default
 
     def getlist(self, name: str) -> list[str]:
-        return self._args.getlist(self._name(name))
+        return self._args.getlist(name)
 
 
 def search_state(args: QueryArgs, max_query_chars: int) -> Params:
@@ -458,8 +463,8 @@ def search_state(args: QueryArgs, max_query_chars: int) -> Params:
     except BadRequest:
         return typed_query(args, max_query_chars)
     params.facets = False
-    if not params.q:
-        params.offset = 0  # no results to page through without a query
+    if not params.q:  # no results to page through without a query
+        params.n, params.offset = DEFAULT_N, 0
     return params
 
 
