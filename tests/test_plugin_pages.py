@@ -153,7 +153,19 @@ async def test_the_way_back_without_a_query_drops_the_page(ds) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("page", ["sn=0", "sn=-1", "sn=x", "sn=²", "sn=51", "offset=5000"])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "sn=0",
+        "sn=-1",
+        "sn=x",
+        "sn=²",
+        "sn=51",
+        "offset=5000",
+        "sn=" + "9" * 4301,
+        "offset=" + "9" * 4301,
+    ],
+)
 async def test_a_bad_page_size_or_offset_keeps_the_rest_of_the_way_back(ds, page) -> None:
     html_page = await get_html(
         ds, f"/-/similar/fluentbit?q=dns&mode=keyword&component=logging&{page}"

@@ -397,6 +397,8 @@ def test_fts_query_quotes_every_word() -> None:
     assert fts_query("dns logs", "AND") == '"dns" AND "logs"'
     # one word once however it is punctuated or cased: twice, bm25 would weigh it double
     assert fts_query("logs, Logs logs: (LOGS) fluent-bit fluent_bit") == '"logs," OR "fluent-bit"'
+    # a stopword is one whichever way it is punctuated, in any order
+    assert fts_query("the dns the—") == fts_query("the— dns “the”") == '"dns"'
 
 
 def test_error_string_query_finds_the_story(kb, kbdb) -> None:

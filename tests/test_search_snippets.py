@@ -13,7 +13,12 @@ import pytest
 from mlopsmortem.db import open_db
 from mlopsmortem.keyword_search import fts_phrase, fts_query, query_words
 from mlopsmortem.search import search
-from mlopsmortem.snippets import CHOICE_PASSAGES, PassageWords, text_passages_with_words
+from mlopsmortem.snippets import (
+    CHOICE_CHARS,
+    CHOICE_PASSAGES,
+    PassageWords,
+    text_passages_with_words,
+)
 from tests.conftest_search import STORIES
 from tests.test_search import kb, kb_copy, kbdb
 
@@ -161,6 +166,9 @@ def test_passage_words_count_words_and_occurrences() -> None:
     with closing(PassageWords(passages)) as index:
         assert index.containing(phrases) == {1: 1, 2: 1, 3: 2}
         assert index.occurrences(phrases, [1, 2, 3]) == {1: 1, 2: 4, 3: 2}
+    # the character highlight() marks with, in the crawled text itself, is not a match
+    with closing(PassageWords([(4, "logs logs \ue000 marker \ue000\ue000")])) as index:
+        assert index.occurrences([fts_phrase("logs")], [4]) == {4: 2}
 
 
 def test_passage_words_take_linear_time_on_long_runs_of_letters() -> None:
@@ -194,6 +202,33 @@ def test_a_keyword_hit_shows_the_same_passage_whatever_else_is_on_the_page(kb_co
         for other in TITLES[1:]:
             chosen[other.id] = card_of(db, other.id)
             assert text_passages_with_words(db.conn, chosen, phrases)[story.id] == alone
+    finally:
+        db.close()
+
+
+def test_a_keyword_hit_shows_the_passage_with_its_words_most_often(kb_copy) -> None:
+    path, settings = kb_copy
+    story = TITLES[0]
+    story_with_texts(path, story.id, ["logs once", "no words here", "logs, logs and logs"])
+    db = open_db(path)
+    try:
+        chosen = {story.id: card_of(db, story.id)}
+        shown = text_passages_with_words(db.conn, chosen, [fts_phrase("logs")])[story.id]
+        assert db.execute("SELECT seq FROM passages WHERE id = ?", [shown]).fetchone() == (3,)
+    finally:
+        db.close()
+
+
+def test_a_passage_cut_to_its_first_characters_loses_the_word_cut_in_two(kb_copy) -> None:
+    path, settings = kb_copy
+    story = TITLES[0]
+    cut_in_two = "b" + "a " * ((CHOICE_CHARS - 4) // 2) + "dnsmasq restarted"
+    assert cut_in_two[:CHOICE_CHARS].endswith(" dns")  # "dnsmasq" cut after "dns"
+    story_with_texts(path, story.id, [cut_in_two, "no such word here"])
+    db = open_db(path)
+    try:
+        chosen = {story.id: card_of(db, story.id)}
+        assert text_passages_with_words(db.conn, chosen, [fts_phrase("dns")]) == {}
     finally:
         db.close()
 

@@ -82,7 +82,7 @@ def query_words(query: str) -> list[str]:
         tokens = tuple(_TOKEN.findall(word.lower()))
         if tokens and tokens not in words:
             words[tokens] = word
-    kept = [w for w in words.values() if w.lower().strip("\"'.,;:!?()[]{}") not in STOPWORDS]
+    kept = [w for tokens, w in words.items() if not (len(tokens) == 1 and tokens[0] in STOPWORDS)]
     return (kept or list(words.values()))[:MAX_QUERY_TERMS]
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 SNIPPET_CHARS = 300
 _MARK_OPEN = "\ue000"  # private-use characters as highlight() markers
 _MARK_CLOSE = "\ue001"
+_MARK_STAND_IN = "\ue002"  # for a marker character in the text itself
 _WORD = re.compile(r"\S+")
 
 
@@ -118,7 +119,16 @@ class PassageWords:
     def __init__(self, passages: Sequence[tuple[int, str]]) -> None:
         self._conn = sqlite3.connect(":memory:")
         self._conn.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
-        self._conn.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", passages)
+        # occurrences() counts the marker character highlight() inserts: crawled text (an
+        # icon font's glyphs) may hold it already, so it becomes its neighbour, which
+        # unicode61 reads the same way (both private-use: token characters)
+        self._conn.executemany(
+            "INSERT INTO t (rowid, text) VALUES (?, ?)",
+            [
+                (passage_id, text.replace(_MARK_OPEN, _MARK_STAND_IN))
+                for passage_id, text in passages
+            ],
+        )
 
     def close(self) -> None:
         self._conn.close()
@@ -134,7 +144,9 @@ class PassageWords:
         return found
 
     def occurrences(self, phrases: Sequence[str], passage_ids: Sequence[int]) -> dict[int, int]:
-        """Per one of `passage_ids`: how many times `phrases` occur in it, all together."""
+        """Per one of `passage_ids`: how many matches of `phrases` it has, all together, as
+        highlight() marks them (overlapping matches, "fluent bit" of fluent-bit and bit, count
+        once)."""
         if not phrases or not passage_ids:
             return {}
         rows = self._conn.execute(
@@ -152,12 +164,24 @@ def _first_text_passages(
     CHOICE_CHARS."""
     texts: dict[str, list[tuple[int, str]]] = {}
     for story_id in story_ids:
-        texts[story_id] = conn.execute(
+        rows = conn.execute(
             "SELECT id, coalesce(substr(text, 1, ?), '') FROM passages"
             " WHERE story_id = ? AND kind = 'text' ORDER BY seq LIMIT ?",
-            [CHOICE_CHARS, story_id, CHOICE_PASSAGES],
-        ).fetchall()
+            [CHOICE_CHARS + 1, story_id, CHOICE_PASSAGES],
+        )
+        texts[story_id] = [(passage_id, _cut(text)) for passage_id, text in rows]
     return texts
+
+
+def _cut(text: str) -> str:
+    """`text` (read to CHOICE_CHARS + 1) cut to CHOICE_CHARS, without the end of a word cut in
+    two: "dns" of a cut "dnsmasq" would match the word dns."""
+    if len(text) <= CHOICE_CHARS:
+        return text
+    end = CHOICE_CHARS
+    while end and text[end].isalnum() and text[end - 1].isalnum():
+        end -= 1  # a loop, not a regex: `\w+$` would be quadratic on a long run of letters
+    return text[:end]
 
 
 def text_passages_with_words(

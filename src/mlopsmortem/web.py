@@ -445,7 +445,8 @@ class _SearchArgs:
             return self._args.get(name, default)
         raw = str(self._args.get(SEARCH_N_ARG if name == "n" else name) or "").strip()
         lowest, highest = (1, MAX_N) if name == "n" else (0, MAX_OFFSET)
-        if raw.isascii() and raw.isdigit() and lowest <= int(raw) <= highest:
+        # a few digits only: int() refuses over 4,300 digits with a ValueError
+        if len(raw) <= 6 and raw.isascii() and raw.isdigit() and lowest <= int(raw) <= highest:
             return raw
         return default
 
