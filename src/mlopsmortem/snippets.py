@@ -303,14 +303,14 @@ def mark_snippet(snippet: str, highlights: Sequence[tuple[int, int]]) -> str:
 
 
 __all__ = [
+    "CHOICE_CHARS",
+    "CHOICE_PASSAGES",
     "SNIPPET_CHARS",
+    "PassageWords",
     "highlight_spans",
     "make_snippet",
     "mark_snippet",
     "parse_highlighted",
     "text_passages_for_cards",
-    "CHOICE_CHARS",
-    "CHOICE_PASSAGES",
-    "PassageWords",
     "text_passages_with_words",
 ]
