@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from mlopsmortem.web import MAX_FILTER_VALUES
 from tests.test_plugin import ds, get_html, get_json, kb_path, search_path, settings
 
 __all__ = ["ds", "kb_path", "settings"]  # fixtures used below
@@ -182,3 +183,19 @@ async def test_the_way_back_names_a_long_query_shortly(ds) -> None:
     assert label is not None and len(label.group(1)) <= 60
     assert label.group(1) == query[:59].strip() + "…"  # no space before the ellipsis
     assert html.escape(f"/-/search?q={query.strip().replace(' ', '+')}") in page
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bad", ["mode=nonsense", "since=1", "since=x", "since=" + "9" * 4301])
+async def test_a_bad_mode_or_year_keeps_the_rest_of_the_way_back(ds, bad) -> None:
+    page = await get_html(ds, f"/-/similar/fluentbit?q=dns&component=logging&sn=20&{bad}")
+    assert '<a href="/-/search?q=dns&amp;component=logging&amp;n=20">' in page
+
+
+@pytest.mark.asyncio
+async def test_a_refused_way_back_keeps_the_typed_query_without_spaces_around(ds) -> None:
+    too_many = "&".join(f"component=c{i}" for i in range(MAX_FILTER_VALUES + 1))
+    page = await get_html(ds, f"/kb/stories/fluentbit?q=++dns++&{too_many}")
+    assert '<a href="/-/search?q=dns">← Results for “dns”</a>' in page
+    blank = await get_html(ds, f"/kb/stories/fluentbit?q=+++&{too_many}")
+    assert '<a href="/-/search">← Search failure stories</a>' in blank

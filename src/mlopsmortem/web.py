@@ -434,21 +434,25 @@ SEARCH_N_ARG = "sn"  # the search's page size, in the links of pages that have a
 
 class _SearchArgs:
     """A story or similar page's query string read as the search's: `sn` stands for `n`, and a
-    page size or offset that would be refused is left out (the first page of 10), so that it
-    alone does not lose the query, mode and filters of the way back."""
+    page size, offset, mode or year that would be refused is left out (its default), so that
+    it alone does not lose the query and filters of the way back."""
 
     def __init__(self, args: QueryArgs) -> None:
         self._args = args
 
+    _NUMBERS = {"n": (1, MAX_N), "offset": (0, MAX_OFFSET), "since": (1900, 9999)}
+
     def get(self, name: str, default: Any = None) -> Any:
-        if name not in ("n", "offset"):
+        if name != "mode" and name not in self._NUMBERS:
             return self._args.get(name, default)
         raw = str(self._args.get(SEARCH_N_ARG if name == "n" else name) or "").strip()
-        lowest, highest = (1, MAX_N) if name == "n" else (0, MAX_OFFSET)
-        # a few digits only: int() refuses over 4,300 digits with a ValueError
-        if len(raw) <= 6 and raw.isascii() and raw.isdigit() and lowest <= int(raw) <= highest:
-            return raw
-        return default
+        if name == "mode":
+            valid = raw.lower() in MODES
+        else:  # a few digits only: int() refuses over 4,300 digits with a ValueError
+            lowest, highest = self._NUMBERS[name]
+            valid = len(raw) <= 6 and raw.isascii() and raw.isdigit()
+            valid = valid and lowest <= int(raw) <= highest
+        return raw if valid else default
 
     def getlist(self, name: str) -> list[str]:
         return self._args.getlist(name)
@@ -457,12 +461,14 @@ class _SearchArgs:
 def search_state(args: QueryArgs, max_query_chars: int) -> Params:
     """The search a story or similar page was reached from, which its links carry in their query
     string (q, mode, filters, page size as `sn` since `n` is the similar page's own, offset), to
-    lead back to the same page of results; parameters that do not parse fall back to the typed
-    query."""
+    lead back to the same page of results. Values that would be refused are left out; a
+    query over the limit or too many filter values fall back to the typed query, cut."""
     try:
         params = parse_params(_SearchArgs(args), max_query_chars)
     except BadRequest:
-        return typed_query(args, max_query_chars)
+        params = typed_query(args, max_query_chars)
+        params.q = params.q.strip()
+        return params
     params.facets = False
     if not params.q:  # no results to page through without a query
         params.n, params.offset = DEFAULT_N, 0
