@@ -96,10 +96,13 @@ def fts_query(query: str, operator: Literal["OR", "AND"] = "OR") -> str | None:
 
     Quoting turns FTS5 syntax (AND, NEAR(, *, column:, unbalanced quotes) into plain words; a
     word such as `fluent-bit` becomes the phrase "fluent bit". None when no word is left."""
-    words = query_words(query)
-    if not words:
-        return None
-    return f" {operator} ".join(fts_phrase(w) for w in words)
+    phrases = fts_phrases(query)
+    return f" {operator} ".join(phrases) if phrases else None
+
+
+def fts_phrases(query: str) -> list[str]:
+    """The query's words (query_words), each as its FTS5 phrase."""
+    return [fts_phrase(word) for word in query_words(query)]
 
 
 # --------------------------------------------------------------------------- shared types
@@ -458,6 +461,7 @@ __all__ = [
     "StorySet",
     "TermSplit",
     "fts_phrase",
+    "fts_phrases",
     "fts_query",
     "highlight_spans",
     "keyword_stage",

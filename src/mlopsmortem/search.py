@@ -44,7 +44,7 @@ from mlopsmortem.fusion import Candidate, fuse_passages, fuse_stories
 from mlopsmortem.keyword_search import (
     Ranked,
     StorySet,
-    fts_phrase,
+    fts_phrases,
     fts_query,
     highlight_spans,
     keyword_stage,
@@ -369,8 +369,7 @@ def search(
     if sims is not None:
         shown = text_passages_for_cards(conn, chosen, snapshot, sims)
     else:
-        phrases = [fts_phrase(word) for word in query_words(text)]
-        shown = text_passages_with_words(conn, chosen, phrases)
+        shown = text_passages_with_words(conn, chosen, fts_phrases(text))
     hits = _hydrate(conn, page, match, offset + 1, shown)
     clock.lap("hydrate")
     return hits

@@ -34,6 +34,7 @@ PLUGIN = "mlopsmortem-search"  # the plugin's configuration key in Datasette met
 DEFAULT_N = 10
 MAX_N = 50
 MAX_OFFSET = 1000
+SINCE_YEARS = (1900, 9999)  # a four-digit year
 MAX_FILTER_VALUES = 20
 MAX_FILTER_CHARS = 200
 SIMILAR_ON_ROW_PAGE = 5
@@ -406,7 +407,7 @@ def parse_params(args: QueryArgs, max_query_chars: int, *, default_n: int = DEFA
             raise BadRequest(f"a {name} value is too long")
         setattr(params, name, values)
     since = int_arg(args, "since", None)
-    if since is not None and not 1900 <= since <= 9999:
+    if since is not None and not SINCE_YEARS[0] <= since <= SINCE_YEARS[1]:
         raise BadRequest("since must be a four-digit year")
     params.since = since
     params.n = bounded_n(args, default_n)
@@ -440,7 +441,7 @@ class _SearchArgs:
     def __init__(self, args: QueryArgs) -> None:
         self._args = args
 
-    _NUMBERS = {"n": (1, MAX_N), "offset": (0, MAX_OFFSET), "since": (1900, 9999)}
+    _NUMBERS = {"n": (1, MAX_N), "offset": (0, MAX_OFFSET), "since": SINCE_YEARS}
 
     def get(self, name: str, default: Any = None) -> Any:
         if name != "mode" and name not in self._NUMBERS:
