@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -U pip
 	# the CPU build of torch from this machine's disk, before anything pulls in a CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# data/ and plugins/ map into the package, so setuptools installs it through an import
+	# finder and prints an information-only notice about it (not a warning about this project)
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -37,12 +39,12 @@ demo: setup
 	$(BIN)/mlopsmortem demo --db demo.db --open
 
 bench: setup
-	$(BIN)/python bench/quality.py
-	$(BIN)/python bench/extract.py
-	$(BIN)/python bench/tagging.py
-	$(BIN)/python bench/crawl.py
-	$(BIN)/python bench/search.py
-	$(BIN)/python bench/serve.py
+	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.extract
+	$(BIN)/python -m bench.tagging
+	$(BIN)/python -m bench.crawl
+	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.serve
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

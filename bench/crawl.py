@@ -7,7 +7,7 @@
 - peak RSS of the process (target: < 500 MB).
 
 The pages are spread over eight servers on 127.0.0.1 .. 127.0.0.8, because the crawler allows
-at most two requests at once per host. Run: .venv/bin/python bench/crawl.py [--pages N]
+at most two requests at once per host. Run: .venv/bin/python -m bench.crawl [--pages N]
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from multiprocessing import Process, Queue, Value
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
-from mlopsmortem.crawl import fetch_stories
+from mlopsmortem.crawl.scheduler import fetch_stories
 from mlopsmortem.db import open_db
-from mlopsmortem.ingest import SourceSpec, ingest_sources
+from mlopsmortem.lists.ingest import SourceSpec, ingest_sources
 from mlopsmortem.settings import Settings
 
 HOSTS = [f"127.0.0.{i}" for i in range(1, 9)]

@@ -1,6 +1,6 @@
 """Extraction quality benchmark: prints figures, asserts nothing.
 
-    .venv/bin/python bench/extract.py [--verbose] [--only NAME]
+    .venv/bin/python -m bench.extract [--verbose] [--only NAME]
 
 Two corpora, each used when present:
 
@@ -25,7 +25,6 @@ import csv
 import mimetypes
 import re
 import statistics
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,15 +32,14 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from mlopsmortem.extract import HtmlOptions, extract_document
+from bench.extract_layouts import LAYOUTS, SENTINELS
+from mlopsmortem.extract.dispatch import extract_document
+from mlopsmortem.extract.htmltext import HtmlOptions
+from tests.fixtures.extract.minipdf import pdf_from_paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
 SHARED_ARTICLES = ROOT.parent / "shared" / "corpus" / "articles"
-sys.path.insert(0, str(ROOT))
-from extract_layouts import LAYOUTS, SENTINELS  # noqa: E402  (bench/ is on sys.path)
-
-from tests.fixtures.extract.minipdf import pdf_from_paragraphs  # noqa: E402
 
 MD = MarkdownIt("commonmark").enable("table")
 FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
@@ -144,7 +142,10 @@ def demo_pages() -> list[Page]:
     if not (stories.is_file() and sentinel_file.is_file()):
         return []
     words = tuple(w.strip().lower() for w in sentinel_file.read_text().split() if w.strip())
-    articles = {p.stem.split("-", 1)[1]: p for p in (DEMO / "articles").glob("*.md")}
+    articles = {
+        p.stem.split("-", 1)[1]: p
+        for p in (ROOT / "tools" / "demo_corpus" / "articles").glob("*.md")
+    }
     pages = []
     with stories.open(newline="") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):

@@ -6,7 +6,7 @@ server, extraction, tagging, passages, the real model), then runs the graded que
 query type (paraphrase: shares no content word with the answer's title; exact: error codes,
 flags, tool names; topic). Hybrid is expected to beat both keyword and semantic on nDCG@10.
 
-    .venv/bin/python bench/quality.py
+    .venv/bin/python -m bench.quality
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from mlopsmortem.db import open_db
 from mlopsmortem.demo import DEMO_BASE
 from mlopsmortem.pipeline import demo_session
-from mlopsmortem.search import search
+from mlopsmortem.search.run import search
 from mlopsmortem.settings import Settings
 from mlopsmortem.urls import canonicalize, story_id
 

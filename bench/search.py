@@ -1,10 +1,10 @@
 """Search and embedding benchmark: prints figures, asserts nothing.
 
-    .venv/bin/python bench/search.py [--sections quality,embed,latency] [--sizes 1000,10000,100000]
+    .venv/bin/python -m bench.search [--sections quality,embed,latency] [--sizes 1000,10000,100000]
 
 quality  Ranking quality of every mode and of the tuning variants that were considered, on
-         (a) the invented test knowledge base (tests/conftest_search.py: 15 stories, 46 queries,
-         4 neighbour pairs) and (b) the fictional demo corpus (data/demo/articles + graded
+         (a) the invented test knowledge base (tests/support/knowledge_base.py: 15 stories, 46
+         queries, 4 neighbour pairs) and (b) the fictional demo corpus (its articles + graded
          data/demo/queries.tsv) when present. MRR and hit@1 of the first relevant story; nDCG@10
          with the graded relevance of the demo queries (bench/search_variants.py).
 embed    Throughput of embed_passages against a bare model.encode of the same passages (ratio
@@ -28,7 +28,6 @@ import os
 import random
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,25 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.conftest_search
-
-import synthetic_kb  # noqa: E402  (bench/ is on sys.path)
-from search_variants import front_matter, quality  # noqa: E402
-
-from mlopsmortem import embed as embed_module  # noqa: E402
-from mlopsmortem.db import open_db  # noqa: E402
-from mlopsmortem.embed import embed_passages, load_model  # noqa: E402
-from mlopsmortem.passages import sync_passages  # noqa: E402
-from mlopsmortem.search import (  # noqa: E402
-    Tuning,
+from bench import synthetic_kb
+from bench.search_variants import front_matter, quality
+from mlopsmortem.db import open_db
+from mlopsmortem.passages import embed as embed_module
+from mlopsmortem.passages.embed import embed_passages, load_model
+from mlopsmortem.passages.sync import sync_passages
+from mlopsmortem.search.run import search, similar
+from mlopsmortem.search.types import Tuning
+from mlopsmortem.search.vectors import (
     VectorIndex,
     embed_query,
-    search,
-    similar,
+    semantic_stories,
 )
-from mlopsmortem.settings import Settings  # noqa: E402
-from mlopsmortem.vector_index import semantic_stories  # noqa: E402
+from mlopsmortem.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DEMO = ROOT / "data" / "demo"
 SHARED_ARTICLES = ROOT.parent / "shared" / "corpus" / "articles"
@@ -90,9 +86,9 @@ def throughput_passages() -> tuple[str, list[tuple[str, str]]]:
         files = sorted(SHARED_ARTICLES.glob("*.md"))
         return "shared corpus (real postmortems)", [(f.stem, f.read_text()) for f in files]
     if DEMO.is_dir():
-        files = sorted((DEMO / "articles").glob("*.md"))
+        files = sorted((ROOT / "tools" / "demo_corpus" / "articles").glob("*.md"))
         return "demo corpus", [(f.stem, front_matter(f.read_text())[1]) for f in files]
-    from tests.conftest_search import STORIES
+    from tests.support.knowledge_base import STORIES
 
     return "test stories", [(s.id, s.text) for s in STORIES]
 

@@ -1,6 +1,6 @@
 """The quality section of bench/search.py: every mode and each ranking variant considered
 (`VARIANTS`: keyword operator and weights, common terms, fusion constants, the semantic margin,
-passage fusion), on the invented test knowledge base (tests/conftest_search.py) and on the
+passage fusion), on the invented test knowledge base (tests/support/knowledge_base.py) and on the
 demo articles (data/demo/articles with the graded data/demo/queries.tsv). MRR and hit@1 of the
 first relevant story, nDCG@10 with the graded relevance. `*` marks the defaults.
 """
@@ -12,12 +12,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from quality import ndcg_at_10 as ndcg10  # bench/ is on sys.path
-
+from bench.quality import ndcg_at_10 as ndcg10
 from mlopsmortem.db import open_db
-from mlopsmortem.embed import embed_passages
-from mlopsmortem.passages import sync_passages
-from mlopsmortem.search import Tuning, search, similar
+from mlopsmortem.passages.embed import embed_passages
+from mlopsmortem.passages.sync import sync_passages
+from mlopsmortem.search.run import search, similar
+from mlopsmortem.search.types import Tuning
 from mlopsmortem.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -172,7 +172,7 @@ def print_quality(name: str, db, settings, queries) -> None:
 
 
 def quality() -> None:
-    from tests.conftest_search import (
+    from tests.support.knowledge_base import (
         IDENTIFIER_QUERIES,
         KEYWORD_QUERIES,
         NATURAL_QUERIES,

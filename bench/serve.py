@@ -1,6 +1,6 @@
 """Serving benchmark: /-/search.json against the bare library search() call. Prints figures.
 
-    .venv/bin/python bench/serve.py [--passages 100000] [--requests 200] [--clients 8]
+    .venv/bin/python -m bench.serve [--passages 100000] [--requests 200] [--clients 8]
                                     [--modes hybrid,keyword] [--kb demo,synthetic] [--skip-http]
                                     [--cpu 0|any]
                                     [--workdir /tmp/mlopsmortem-bench-serve] [--fresh]
@@ -51,7 +51,7 @@ Under concurrency, compare time/req and the mean: the library's 8 threads take t
 unfairly (one thread finishes several searches while the others wait: a low p50, a high p95),
 the server answers in arrival order (p50 about the mean). In-process with 8 clients on the
 demo database the plugin answers without awaiting anything (its queries run on the event loop:
-`mlopsmortem.web_sql.execute`), so each request runs to its end before the next starts and its
+`mlopsmortem.web.queries.execute`), so each request runs to its end before the next starts and its
 latency leaves out the wait: there, only time/req compares.
 
 Figures (2 vCPUs shared with other tenants; p50 ratio served / library). The demo database, eleven
@@ -71,10 +71,10 @@ sequential HTTP); the 100k one, three runs:
 What changed since the first version (demo, repeated hybrid queries: 2.53x in-process, 3.14x
 over HTTP), per request:
   - Datasette's permission checks are skipped when nothing could refuse (0.45 ms; the test
-    itself 0.004 ms: mlopsmortem.web.nothing_can_refuse);
+    itself 0.004 ms: mlopsmortem.web.params.nothing_can_refuse);
   - a small knowledge base is queried on the event loop, not a SQL thread (0.3-0.7 ms);
   - the JSON API is answered in front of Datasette's router and CSRF middleware when they
-    would decide nothing (0.13-0.2 ms; mlopsmortem.web_direct);
+    would decide nothing (0.13-0.2 ms; mlopsmortem.web.direct);
   - text is decoded by SQLite's own UTF-8 decoder, Datasette's lenient one only when a
     database holds bad bytes (0.03-0.08 ms); orjson encodes the JSON (0.05 ms);
   - the clients above replace ds.client and httpx, which no server sees.
@@ -102,11 +102,8 @@ from typing import Any
 import httpx
 from sqlite_utils import Database
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.* (in serve_kb)
-
-from serve_clients import BlockingHTTP, KeepAliveHTTP, Reply, asgi_caller  # noqa: E402  (bench/ on sys.path)
-from serve_kb import (  # noqa: E402
+from bench.serve_clients import BlockingHTTP, KeepAliveHTTP, Reply, asgi_caller
+from bench.serve_kb import (
     VARIANTS,
     FreshQueries,
     build_demo,
@@ -115,12 +112,14 @@ from serve_kb import (  # noqa: E402
     demo_queries,
     synthetic_queries,
 )
+from mlopsmortem.db import open_db
+from mlopsmortem.passages.embed import load_model
+from mlopsmortem.search.run import search
+from mlopsmortem.search.vectors import embed_query, vector_index
+from mlopsmortem.settings import Settings
+from mlopsmortem.web.serve import build_datasette, embed_queries_single_threaded
 
-from mlopsmortem.db import open_db  # noqa: E402
-from mlopsmortem.embed import load_model  # noqa: E402
-from mlopsmortem.search import embed_query, search, vector_index  # noqa: E402
-from mlopsmortem.serve import build_datasette, embed_queries_single_threaded  # noqa: E402
-from mlopsmortem.settings import Settings  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 N = 10  # results per page, the plugin's default
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from tests.asgi_calls import asgi_request  # the repository root is on sys.path (serve.py)
+from tests.support.asgi_calls import asgi_request
 
 
 class Reply(NamedTuple):

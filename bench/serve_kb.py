@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import synthetic_kb  # bench/ is on sys.path
-
+from bench import synthetic_kb
 from mlopsmortem.db import open_db
 from mlopsmortem.pipeline import demo_session
 from mlopsmortem.settings import Settings

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mlopsmortem.db import open_db
-from mlopsmortem.embed import encode_vector
+from mlopsmortem.passages.embed import encode_vector
 
 VOCABULARY_SIZE = 3000
 PASSAGES_PER_STORY = 8
@@ -30,7 +30,7 @@ STATUSES = ["live"] * 8 + ["dead", "archived", "redirected"]
 
 def vocabulary(size: int = VOCABULARY_SIZE) -> list[str]:
     """The words of the synthetic texts, commonest first (the order their Zipf weights follow)."""
-    from tests.conftest_search import STORIES
+    from tests.support.knowledge_base import STORIES
 
     words = sorted({w for s in STORIES for w in re.findall(r"[a-z]{3,}", s.text.lower())})
     rng = random.Random(7)

@@ -1,6 +1,6 @@
 """Tagging benchmark: prints figures, asserts nothing.
 
-    .venv/bin/python bench/tagging.py [--write-calibration] [--fresh] [--sections ...]
+    .venv/bin/python -m bench.tagging [--write-calibration] [--fresh] [--sections ...]
 
 demo      Builds the demo knowledge base (the offline demo crawl of data/demo/site, then passages
           and embeddings; cached in --workdir), analyses every story, fits the calibration
@@ -32,25 +32,24 @@ from pathlib import Path
 
 import sqlite_utils
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from mlopsmortem.db import open_db, utcnow  # noqa: E402
-from mlopsmortem.embed import embed_passages  # noqa: E402
-from mlopsmortem.ingest import ingest_sources, spec_from_argument  # noqa: E402
-from mlopsmortem.passages import sync_passages  # noqa: E402
-from mlopsmortem.settings import Settings  # noqa: E402
-from mlopsmortem.tagging import (  # noqa: E402
+from mlopsmortem.db import open_db, utcnow
+from mlopsmortem.lists.ingest import ingest_sources, spec_from_argument
+from mlopsmortem.passages.embed import embed_passages
+from mlopsmortem.passages.sync import sync_passages
+from mlopsmortem.settings import Settings
+from mlopsmortem.tagging.calibration import calibration_path, write_calibration
+from mlopsmortem.tagging.fitting import (
     Figures,
     StoryAnalysis,
     analyse_stories,
     calibrate,
-    calibration_path,
     score_sets,
-    tag_stories,
-    write_calibration,
 )
-from mlopsmortem.taxonomy import load_taxonomy, map_list_item  # noqa: E402
-from mlopsmortem.urls import canonicalize, story_id  # noqa: E402
+from mlopsmortem.tagging.run import tag_stories
+from mlopsmortem.tagging.taxonomy import load_taxonomy, map_list_item
+from mlopsmortem.urls import canonicalize, story_id
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DEMO = ROOT / "data" / "demo"
 SHARED = ROOT.parent / "shared" / "corpus"

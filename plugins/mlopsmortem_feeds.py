@@ -12,9 +12,9 @@ Routes (each entry: a live story, newest first by first_seen; at most `n`, defau
                                      the newest stories passing the filters.
 
 A tag is matched case-insensitively; one the taxonomy defines but no story carries yet is an
-empty feed, anything else a 404. Selection and the XML are in `mlopsmortem.feeds`; this module
+empty feed, anything else a 404. Selection and the XML are in `mlopsmortem.web.feeds`; this module
 only routes. It shares the knowledge-base state with plugins/mlopsmortem_search.py through
-`mlopsmortem.web` (plugin files cannot import each other).
+`mlopsmortem.web.params` (plugin files cannot import each other).
 """
 
 import dataclasses
@@ -29,7 +29,7 @@ from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Response
 
 from mlopsmortem.errors import ModelError, NotFoundError, SearchError
-from mlopsmortem.feeds import (
+from mlopsmortem.web.feeds import (
     CONTENT_TYPE,
     FEED_LIMIT,
     TAG_PREFIX,
@@ -41,7 +41,7 @@ from mlopsmortem.feeds import (
     search_stories,
     tag_stories,
 )
-from mlopsmortem.web import (
+from mlopsmortem.web.params import (
     DEFAULT_N,
     MAX_FILTER_CHARS,
     BadRequest,
@@ -54,7 +54,7 @@ from mlopsmortem.web import (
     story_path,
     visible_state,
 )
-from mlopsmortem.web_sql import embed_first, execute, library_connection, library_db
+from mlopsmortem.web.queries import embed_first, execute, library_connection, library_db
 
 SITE = "mlopsmortem"
 T = TypeVar("T")

@@ -1,9 +1,9 @@
 """Datasette plugin: similarity search over the mlopsmortem knowledge base.
 
 Load it with `datasette kb.db --plugins-dir plugins` (or `mlopsmortem serve`). It has no search
-logic of its own: every result comes from `mlopsmortem.search.search` / `similar`, and what the
-handlers below share with plugins/mlopsmortem_feeds.py lives in `mlopsmortem.web` and
-`mlopsmortem.web_sql` (Datasette loads each file of --plugins-dir by path as its own module,
+logic of its own: every result comes from `mlopsmortem.search.run.search` / `similar`, and what the
+handlers below share with plugins/mlopsmortem_feeds.py lives in `mlopsmortem.web.params` and
+`mlopsmortem.web.queries` (Datasette loads each file of --plugins-dir by path as its own module,
 so plugin files cannot import each other).
 
 Routes
@@ -22,7 +22,7 @@ SQL functions (every connection)
 
 Permissions: every route answers only an actor Datasette lets view the `stories` table (then
 its database, then the instance): `allow` rules in the metadata keep these pages private too.
-When no rule or plugin could refuse anyone (`mlopsmortem.web.nothing_can_refuse`), the check
+When no rule or plugin could refuse anyone (`mlopsmortem.web.params.nothing_can_refuse`), the check
 is skipped: Datasette's answer would be "allowed" for every actor.
 
 Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
@@ -33,10 +33,10 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   warm              load the model and vectors in a background thread at startup (default true)
   inline_max_passages  knowledge bases up to this many passages are queried on the event
                     loop's thread, larger ones on Datasette's SQL threads (default 2000; 0: always
-                    the SQL threads; see mlopsmortem.web_sql.execute)
+                    the SQL threads; see mlopsmortem.web.queries.execute)
   direct_json       answer /-/search.json in front of Datasette's router when the router would
                     decide nothing: no cookie, credentials, rule or plugin (default true; see
-                    mlopsmortem.web_direct)
+                    mlopsmortem.web.direct)
 """
 
 import hashlib
@@ -51,11 +51,13 @@ from datasette.utils import urlsafe_components
 from datasette.utils.asgi import Response
 from jinja2 import FileSystemLoader
 
-from mlopsmortem.embed import encode_vector, model_key
 from mlopsmortem.errors import ModelError, NotFoundError, SearchError
-from mlopsmortem.search import MODES, similar
+from mlopsmortem.passages.embed import encode_vector, model_key
+from mlopsmortem.search.run import similar
+from mlopsmortem.search.types import MODES
 from mlopsmortem.settings import DEFAULT_MODEL, Settings
-from mlopsmortem.web import (
+from mlopsmortem.web.direct import direct_json_route
+from mlopsmortem.web.params import (
     FACET_TITLES,
     FILTERS,
     MAX_OFFSET,
@@ -82,8 +84,7 @@ from mlopsmortem.web import (
     visible_state,
     with_search_state,
 )
-from mlopsmortem.web_direct import direct_json_route
-from mlopsmortem.web_sql import (
+from mlopsmortem.web.queries import (
     dict_rows,
     execute,
     library_connection,
@@ -452,7 +453,7 @@ def register_routes(datasette):
 def asgi_wrapper(datasette):
     """The JSON search API answered in front of Datasette's router when the router would
     decide nothing (no cookie, no credentials, no rule or plugin that could): 0.13-0.2 ms
-    less a request, the same bytes. See mlopsmortem.web_direct."""
+    less a request, the same bytes. See mlopsmortem.web.direct."""
     if not config_flag(plugin_config(datasette), "direct_json", True):
         return lambda app: app
     return lambda app: direct_json_route(

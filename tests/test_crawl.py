@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from werkzeug import Request, Response
 
 from mlopsmortem.cli import cli
-from mlopsmortem.crawl import crawl_lock, decompress, extract_stored, fetch_stories
+from mlopsmortem.crawl.pagestore import decompress
+from mlopsmortem.crawl.scheduler import crawl_lock, extract_stored, fetch_stories
 from mlopsmortem.errors import LockedError
-from mlopsmortem.ingest import SourceSpec, ingest_sources
+from mlopsmortem.lists.ingest import SourceSpec, ingest_sources
 
 LOCAL = frozenset({"localhost", "127.0.0.1"})
 STORED = "SELECT p.url FROM pages p JOIN page_bodies b ON b.story_id = p.story_id"

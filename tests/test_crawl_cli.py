@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from mlopsmortem.cli import cli
-from mlopsmortem.crawl import crawl_lock
+from mlopsmortem.crawl.scheduler import crawl_lock
 from mlopsmortem.db import open_db
 
 

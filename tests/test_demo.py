@@ -9,7 +9,7 @@ import pytest
 
 from mlopsmortem.db import open_db
 from mlopsmortem.pipeline import demo_session
-from mlopsmortem.search import search
+from mlopsmortem.search.run import search
 from mlopsmortem.settings import Settings
 from mlopsmortem.urls import canonicalize, story_id
 
@@ -27,7 +27,7 @@ def demo_stories() -> list[dict]:
 def article_sentences(slug: str) -> list[str]:
     """The article's own prose sentences, paragraph by paragraph (code blocks, headings,
     tables and sentences with inline code left out: their rendering varies)."""
-    path = next((DEMO / "articles").glob(f"*-{slug}.md"))
+    path = next((REPO_ROOT / "tools" / "demo_corpus" / "articles").glob(f"*-{slug}.md"))
     body = path.read_text(encoding="utf-8").split("---", 2)[2]
     body = re.sub(r"```.*?```", "\n\n", body, flags=re.DOTALL)
     sentences = []

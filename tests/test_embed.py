@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlopsmortem import embed as embed_module
-from mlopsmortem.embed import (
+from mlopsmortem.errors import ModelError
+from mlopsmortem.passages import embed as embed_module
+from mlopsmortem.passages.embed import (
     decode_matrix,
     decode_vector,
     embed_passages,
@@ -18,9 +19,8 @@ from mlopsmortem.embed import (
     load_model,
     model_key,
 )
-from mlopsmortem.errors import ModelError
-from mlopsmortem.passages import sync_passages
-from tests.conftest_search import STORIES, build_kb, kb_settings
+from mlopsmortem.passages.sync import sync_passages
+from tests.support.knowledge_base import STORIES, build_kb, kb_settings
 
 SMALL = tuple(s for s in STORIES if s.id in {"fluentbit", "conntrack", "airflow", "removed"})
 

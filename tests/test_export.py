@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlopsmortem.cli import cli
-from mlopsmortem.export import FORMATS, MANIFEST_NAME, ExportError, export_dataset, run_export
+from mlopsmortem.export.manifest import MANIFEST_NAME
+from mlopsmortem.export.run import FORMATS, ExportError, export_dataset, run_export
 from mlopsmortem.urls import story_id
 
 MODEL = "all-MiniLM-L6-v2"

@@ -11,18 +11,11 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from mlopsmortem.extract import (
-    AES_REASON,
-    EXTRACTOR_VERSION,
-    Document,
-    HtmlOptions,
-    decode_html,
-    extract_document,
-    is_current,
-    mark_main_content,
-    parse_html,
-    preclean,
-)
+from mlopsmortem.extract.charsets import decode_html
+from mlopsmortem.extract.dispatch import extract_document, is_current
+from mlopsmortem.extract.document import EXTRACTOR_VERSION, Document
+from mlopsmortem.extract.htmltext import HtmlOptions, mark_main_content, parse_html, preclean
+from mlopsmortem.extract.pdftext import AES_REASON
 from tests.fixtures.extract.minipdf import pdf_from_paragraphs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extract"

@@ -1,4 +1,4 @@
-"""Atom feeds (plugins/mlopsmortem_feeds.py, mlopsmortem.feeds), end to end.
+"""Atom feeds (plugins/mlopsmortem_feeds.py, mlopsmortem.web.feeds), end to end.
 
 The knowledge base of tests/test_plugin.py (real SQLite, passages embedded with the real model),
 with distinct first_seen times so "newest first" has one right answer, served by a real
@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from datasette.app import Datasette
 
-from mlopsmortem.feeds import (
+from mlopsmortem.settings import Settings
+from mlopsmortem.web.feeds import (
     EPOCH,
     FEED_LIMIT,
     SUMMARY_CHARS,
@@ -30,9 +31,8 @@ from mlopsmortem.feeds import (
     rfc3339,
     xml_text,
 )
-from mlopsmortem.serve import DATASETTE_SETTINGS, load_metadata
-from mlopsmortem.settings import Settings
-from tests.conftest_search import Story
+from mlopsmortem.web.serve import DATASETTE_SETTINGS, load_metadata
+from tests.support.knowledge_base import Story
 from tests.test_plugin import ALL, PLUGINS, XSS_COMPONENT, XSS_TITLE, build_plugin_kb
 
 A = "{http://www.w3.org/2005/Atom}"

@@ -19,8 +19,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from mlopsmortem.crawl.fetch import Fetcher, FetchResult, retry_after_seconds
 from mlopsmortem.errors import FetchError, RefusedURL, RobotsBlocked
-from mlopsmortem.fetch import Fetcher, FetchResult, retry_after_seconds
 from mlopsmortem.settings import Settings
 
 LOCAL = frozenset({"127.0.0.1"})

@@ -11,14 +11,14 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from mlopsmortem.cli import cli
-from mlopsmortem.db import utcnow
-from mlopsmortem.history import (
+from mlopsmortem.crawl.history import (
     collect_changes,
     collect_status,
     human_duration,
     parse_since,
     status_report,
 )
+from mlopsmortem.db import utcnow
 from mlopsmortem.pipeline import run_crawl
 from mlopsmortem.urls import canonicalize, story_id
 

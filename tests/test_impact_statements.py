@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mlopsmortem.tagging import story_tag_rows, tag_stories
-from mlopsmortem.taxonomy import TaxonomyError, find_statements, load_taxonomy
+from mlopsmortem.tagging.impact_statements import find_statements
+from mlopsmortem.tagging.run import tag_stories
+from mlopsmortem.tagging.store import story_tag_rows
+from mlopsmortem.tagging.taxonomy import TaxonomyError, load_taxonomy
 from tests.test_tagging import S, build, data_dir, edit_taxonomy, facets, tag_settings
 
 __all__ = ["data_dir", "tag_settings"]  # fixtures used below

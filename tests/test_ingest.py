@@ -5,7 +5,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from mlopsmortem.errors import SourceError
-from mlopsmortem.ingest import SourceSpec, ingest_sources, load_source_specs
+from mlopsmortem.lists.ingest import SourceSpec, ingest_sources, load_source_specs
 from mlopsmortem.urls import canonicalize, story_id
 
 LIST_A = """# List A

@@ -8,13 +8,13 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from mlopsmortem.errors import FetchError, RefusedURL
-from mlopsmortem.netguard import (
+from mlopsmortem.crawl.netguard import (
     GuardedTransport,
     address_problem,
     check_url,
     resolve_and_check,
 )
+from mlopsmortem.errors import FetchError, RefusedURL
 
 NONE: frozenset[str] = frozenset()
 

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mlopsmortem.passages import (
-    SPECIAL_TOKENS,
-    ListTags,
+from mlopsmortem.passages.chunking import (
     TokenizerCounter,
     approx_token_count,
-    card_text,
     chunk_text,
-    sync_passages,
     token_counter,
 )
-from tests.conftest_search import STORIES, build_kb, kb_settings
+from mlopsmortem.passages.sync import SPECIAL_TOKENS, ListTags, card_text, sync_passages
+from tests.support.knowledge_base import STORIES, build_kb, kb_settings
 
 VOCABULARY = (
     "the pod was evicted because memory limits were exceeded and fluent-bit lost logs while "

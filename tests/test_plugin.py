@@ -1,6 +1,6 @@
 """The Datasette plugin (plugins/mlopsmortem_search.py), metadata and serve settings, end to end.
 
-One real knowledge base per session (the invented stories of tests/conftest_search.py plus a
+One real knowledge base per session (the invented stories of tests/support/knowledge_base.py plus a
 hostile one, with tags, page history and dead links; passages embedded with the real model),
 served by a real `Datasette([path], plugins_dir=..., metadata=...)` and queried through its
 in-process client.
@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from datasette.app import Datasette
 
-from mlopsmortem.embed import embed_passages, encode_vector
-from mlopsmortem.passages import sync_passages
-from mlopsmortem.search import embed_query
-from mlopsmortem.serve import DATASETTE_SETTINGS, build_datasette, load_metadata
+from mlopsmortem.passages.embed import embed_passages, encode_vector
+from mlopsmortem.passages.sync import sync_passages
+from mlopsmortem.search.vectors import embed_query
 from mlopsmortem.settings import Settings
-from tests.conftest_search import NEIGHBOURS, SOURCES, STORIES, Story, build_kb, kb_settings
+from mlopsmortem.web.serve import DATASETTE_SETTINGS, build_datasette, load_metadata
+from tests.support.knowledge_base import NEIGHBOURS, SOURCES, STORIES, Story, build_kb, kb_settings
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"

@@ -1,4 +1,4 @@
-"""The JSON search API answered in front of Datasette's router (mlopsmortem.web_direct): the
+"""The JSON search API answered in front of Datasette's router (mlopsmortem.web.direct): the
 same bytes as Datasette's answer, and only for requests Datasette would answer in a fixed way."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from datasette.app import Datasette, DatasetteRouter
 from datasette.plugins import pm
 from datasette.utils.asgi import Response
 
-from mlopsmortem.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
-from mlopsmortem.web import config_flag
-from tests.asgi_calls import asgi_request
+from mlopsmortem.web.params import config_flag
+from mlopsmortem.web.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
+from tests.support.asgi_calls import asgi_request
 from tests.test_plugin import PLUGINS, kb_path, settings
 
 __all__ = ["kb_path", "settings"]  # fixtures used below

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from datasette.app import Datasette
 
-import mlopsmortem.web_sql as web_sql
+import mlopsmortem.web.queries as web_sql
 from mlopsmortem.db import open_db
-from mlopsmortem.embed import embed_passages
-from mlopsmortem.passages import sync_passages
-from mlopsmortem.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
-from mlopsmortem.web import BadRequest, kb_state
-from tests.conftest_search import kb_settings
+from mlopsmortem.passages.embed import embed_passages
+from mlopsmortem.passages.sync import sync_passages
+from mlopsmortem.web.params import BadRequest, kb_state
+from mlopsmortem.web.serve import DATASETTE_SETTINGS, PLUGIN_NAME, load_metadata
+from tests.support.knowledge_base import kb_settings
 from tests.test_plugin import PLUGINS, kb_path, settings
 
 __all__ = ["kb_path", "settings"]  # fixtures used below

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from mlopsmortem.web import MAX_FILTER_VALUES
+from mlopsmortem.web.params import MAX_FILTER_VALUES
 from tests.test_plugin import ds, get_html, get_json, kb_path, search_path, settings
 
 __all__ = ["ds", "kb_path", "settings"]  # fixtures used below

@@ -12,8 +12,8 @@ from datasette import hookimpl
 from datasette.app import Datasette
 from datasette.plugins import pm
 
-from mlopsmortem.serve import DATASETTE_SETTINGS, load_metadata
-from mlopsmortem.web import nothing_can_refuse
+from mlopsmortem.web.params import nothing_can_refuse
+from mlopsmortem.web.serve import DATASETTE_SETTINGS, load_metadata
 from tests.test_plugin import PLUGINS, kb_path, settings
 
 __all__ = ["kb_path", "settings"]  # fixtures used below

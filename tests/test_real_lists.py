@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from mlopsmortem.ingest import SourceSpec, ingest_sources
-from mlopsmortem.sources import FAILURE_STORY, RESOURCE, parse_list
+from mlopsmortem.lists.formats import FAILURE_STORY, RESOURCE, parse_list
+from mlopsmortem.lists.ingest import SourceSpec, ingest_sources
 
 from .conftest import SHARED_CORPUS
 

@@ -11,31 +11,17 @@ from pathlib import Path
 import pytest
 
 from mlopsmortem.db import open_db
-from mlopsmortem.embed import embed_passages, load_model
 from mlopsmortem.errors import NotFoundError, SearchError
-from mlopsmortem.fusion import fuse_stories
-from mlopsmortem.keyword_search import (
-    Ranked,
-    StorySet,
-    fts_phrase,
-    keyword_stage,
-    split_terms,
-)
-from mlopsmortem.passages import sync_passages
-from mlopsmortem.search import (
-    EMPTY_DB_MESSAGE,
-    Tuning,
-    VectorIndex,
-    embed_query,
-    fts_query,
-    make_snippet,
-    mark_snippet,
-    search,
-    similar,
-    vector_index,
-)
+from mlopsmortem.passages.embed import embed_passages, load_model
+from mlopsmortem.passages.sync import sync_passages
+from mlopsmortem.search.fusion import fuse_stories
+from mlopsmortem.search.keyword import StorySet, fts_phrase, fts_query, keyword_stage, split_terms
+from mlopsmortem.search.run import EMPTY_DB_MESSAGE, search, similar
+from mlopsmortem.search.snippets import make_snippet, mark_snippet
+from mlopsmortem.search.types import Ranked, Tuning
+from mlopsmortem.search.vectors import VectorIndex, embed_query, vector_index
 from mlopsmortem.settings import Settings
-from tests.conftest_search import (
+from tests.support.knowledge_base import (
     IDENTIFIER_QUERIES,
     KEYWORD_QUERIES,
     NATURAL_QUERIES,

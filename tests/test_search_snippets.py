@@ -11,15 +11,15 @@ from contextlib import closing
 import pytest
 
 from mlopsmortem.db import open_db
-from mlopsmortem.keyword_search import fts_phrase, fts_query, query_words
-from mlopsmortem.search import search
-from mlopsmortem.snippets import (
+from mlopsmortem.search.keyword import fts_phrase, fts_query, query_words
+from mlopsmortem.search.run import search
+from mlopsmortem.search.snippets import (
     CHOICE_CHARS,
     CHOICE_PASSAGES,
     PassageWords,
     text_passages_with_words,
 )
-from tests.conftest_search import STORIES
+from tests.support.knowledge_base import STORIES
 from tests.test_search import kb, kb_copy, kbdb
 
 __all__ = ["kb", "kb_copy", "kbdb"]  # fixtures used below

@@ -10,16 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlopsmortem.tagging import (
-    Calibration,
-    Mentions,
-    SemanticScores,
-    StoryAnalysis,
-    calibrate,
-)
+from mlopsmortem.tagging.calibration import Calibration
+from mlopsmortem.tagging.fitting import StoryAnalysis, calibrate
 from mlopsmortem.tagging.logistic import fit_logistic, sigmoid
-from mlopsmortem.tagging.semantic import semantic_decisions, semantic_tags
-from mlopsmortem.taxonomy import TagMatch, TaxonomyError, load_taxonomy
+from mlopsmortem.tagging.rules import Mentions
+from mlopsmortem.tagging.semantic import SemanticScores, semantic_decisions, semantic_tags
+from mlopsmortem.tagging.taxonomy import TaxonomyError, load_taxonomy
+from mlopsmortem.tagging.taxonomy_types import TagMatch
 from tests.test_tagging import data_dir, model, tag_settings
 
 __all__ = ["data_dir", "model", "tag_settings"]  # fixtures used below
@@ -146,9 +143,10 @@ TOTAL_OUTAGE = (
 def test_a_list_partial_outage_keeps_semantic_outage_off_until_exclusivity_is_removed(
     tag_settings, model
 ):
-    from mlopsmortem.embed import embed_passages
-    from mlopsmortem.passages import sync_passages
-    from mlopsmortem.tagging import story_tag_rows, tag_stories
+    from mlopsmortem.passages.embed import embed_passages
+    from mlopsmortem.passages.sync import sync_passages
+    from mlopsmortem.tagging.run import tag_stories
+    from mlopsmortem.tagging.store import story_tag_rows
     from tests.test_tagging import S, build, edit_taxonomy
 
     db = build(

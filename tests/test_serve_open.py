@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mlopsmortem import serve
+from mlopsmortem.web import serve
 
 
 @pytest.fixture

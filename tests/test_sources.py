@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from mlopsmortem.sources import (
+from mlopsmortem.lists.formats import (
     FAILURE_STORY,
     RESOURCE,
     normalise_kind,

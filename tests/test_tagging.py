@@ -16,29 +16,23 @@ import pytest
 import sqlite_utils
 
 from mlopsmortem.db import open_db, utcnow
-from mlopsmortem.embed import embed_passages, load_model
-from mlopsmortem.passages import sync_passages
+from mlopsmortem.passages.embed import embed_passages, load_model
+from mlopsmortem.passages.sync import sync_passages
 from mlopsmortem.settings import Settings
-from mlopsmortem.tagging import (
-    CALIBRATION_FILE,
+from mlopsmortem.tagging.calibration import CALIBRATION_FILE, Calibration, load_calibration
+from mlopsmortem.tagging.fitting import StoryAnalysis, calibrate
+from mlopsmortem.tagging.listtags import normalise_free_tag
+from mlopsmortem.tagging.rules import Mentions, snippet
+from mlopsmortem.tagging.run import tag_stories
+from mlopsmortem.tagging.semantic import SemanticScores, semantic_decisions
+from mlopsmortem.tagging.store import (
     CONFIDENCE_CUT,
     INPUTS_TABLE,
     META_TAXONOMY_VERSION,
-    Calibration,
-    Mentions,
-    SemanticScores,
-    StoryAnalysis,
-    Tag,
-    TaggingError,
-    calibrate,
-    load_calibration,
-    normalise_free_tag,
-    semantic_decisions,
-    snippet,
     story_tag_rows,
-    tag_stories,
 )
-from mlopsmortem.taxonomy import load_taxonomy
+from mlopsmortem.tagging.tags import Tag, TaggingError
+from mlopsmortem.tagging.taxonomy import load_taxonomy
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -380,7 +374,7 @@ def test_the_shipped_calibration_matches_the_shipped_taxonomy():
     cal = load_calibration(DATA / CALIBRATION_FILE)
     assert cal.model == "all-MiniLM-L6-v2" and cal.component_min_mentions >= 1
     assert all(taxonomy.impact(i) is not None for i in cal.impacts)
-    from mlopsmortem.tagging import descriptions_digest
+    from mlopsmortem.tagging.calibration import descriptions_digest
 
     assert cal.descriptions_digest == descriptions_digest(taxonomy)
     held_out = cal.derivation["impacts"]["global"]["held_out"]

@@ -1,4 +1,4 @@
-"""data/taxonomy.toml and the matcher in mlopsmortem.taxonomy."""
+"""data/taxonomy.toml and the matcher in mlopsmortem.tagging.taxonomy."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from mlopsmortem.errors import MlopsmortemError
-from mlopsmortem.taxonomy import (
+from mlopsmortem.tagging.taxonomy import (
     CATEGORIES,
-    TagMatch,
     Taxonomy,
     TaxonomyError,
     find_mentions,
     load_taxonomy,
     map_list_item,
 )
+from mlopsmortem.tagging.taxonomy_types import TagMatch
 
 from .conftest import REPO_ROOT, SHARED_CORPUS
 

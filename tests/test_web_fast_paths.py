@@ -22,10 +22,11 @@ import pytest
 from datasette.app import Datasette
 from datasette.utils import tilde_encode
 
-from mlopsmortem import vector_index, web_sql
 from mlopsmortem.db import open_db
-from mlopsmortem.serve import DATASETTE_SETTINGS
-from mlopsmortem.web import Params, hit_dict, hit_view, kb_state
+from mlopsmortem.search import vectors as vector_index
+from mlopsmortem.web import queries as web_sql
+from mlopsmortem.web.params import Params, hit_dict, hit_view, kb_state
+from mlopsmortem.web.serve import DATASETTE_SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -227,7 +227,7 @@ def extract(settings: Settings, everything: bool) -> None:
 @common_options
 def serve(settings: Settings, host: str, port: int, open_browser: bool) -> None:
     """Publish the knowledge base with Datasette and the similarity-search plugin."""
-    from mlopsmortem.serve import serve as serve_datasette
+    from mlopsmortem.web.serve import serve as serve_datasette
 
     serve_datasette(settings, host=host, port=port, open_browser=open_browser)
 
@@ -241,7 +241,7 @@ def serve(settings: Settings, host: str, port: int, open_browser: bool) -> None:
 def demo(settings: Settings, site_port: int, port: int, no_serve: bool, open_browser: bool) -> None:
     """Serve the bundled fictional sample site on 127.0.0.1, crawl it, and publish the result."""
     from mlopsmortem.pipeline import demo_session
-    from mlopsmortem.serve import serve as serve_datasette
+    from mlopsmortem.web.serve import serve as serve_datasette
 
     with demo_session(settings, site_port=site_port) as (result, site):
         echo(settings, f"demo site: {site.base_url}")
@@ -252,7 +252,7 @@ def demo(settings: Settings, site_port: int, port: int, no_serve: bool, open_bro
 
 
 def _since_timestamp(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from mlopsmortem.history import parse_since
+    from mlopsmortem.crawl.history import parse_since
 
     try:
         return parse_since(value)
@@ -290,7 +290,7 @@ def export(
 
     The same database always gives byte-identical files.
     """
-    from mlopsmortem.export import run_export
+    from mlopsmortem.export.run import run_export
 
     manifest = run_export(settings, fmt, out_dir, with_embeddings=with_embeddings, no_text=no_text)
     for line in manifest.summary_lines():
@@ -309,7 +309,7 @@ def export(
 @common_options
 def changes(settings: Settings, since: str, as_json: bool) -> None:
     """New stories, changed pages, newly dead and recovered links since a date."""
-    from mlopsmortem.history import changes_report
+    from mlopsmortem.crawl.history import changes_report
 
     print_report(settings, changes_report(settings, since), as_json)
 
@@ -326,7 +326,7 @@ def changes(settings: Settings, since: str, as_json: bool) -> None:
 @common_options
 def status(settings: Settings, max_age: float, as_json: bool) -> None:
     """Story counts by category and link status, unfetched and stale pages, the last runs."""
-    from mlopsmortem.history import status_report
+    from mlopsmortem.crawl.history import status_report
 
     print_report(settings, status_report(settings, max_age), as_json)
 
@@ -405,7 +405,7 @@ def search(
 ) -> None:
     """Find the stories that match QUERY, each with the passage that matched."""
     from mlopsmortem.db import open_db
-    from mlopsmortem.search import search as search_stories
+    from mlopsmortem.search.run import search as search_stories
 
     hits = search_stories(
         open_db(settings.db_path),
@@ -430,7 +430,7 @@ def search(
 def similar(settings: Settings, story_id: str, limit: int, as_json: bool) -> None:
     """The stories nearest to STORY_ID."""
     from mlopsmortem.db import open_db
-    from mlopsmortem.search import similar as similar_stories
+    from mlopsmortem.search.run import similar as similar_stories
 
     hits = similar_stories(open_db(settings.db_path), story_id, settings=settings, limit=limit)
     print_hits(settings, hits, as_json)

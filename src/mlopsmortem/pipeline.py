@@ -9,28 +9,23 @@ from pathlib import Path
 
 import sqlite_utils
 
-from mlopsmortem.crawl import (
-    CrawlReport,
-    ExtractReport,
-    crawl_lock,
-    extract_stored,
-    fetch_stories,
-)
+from mlopsmortem.crawl.pagestore import CrawlReport
+from mlopsmortem.crawl.scheduler import ExtractReport, crawl_lock, extract_stored, fetch_stories
 from mlopsmortem.db import open_db
 from mlopsmortem.demo import DEMO_BASE, DEMO_HOST, RunningSite, demo_list_text, serve_site
-from mlopsmortem.embed import EmbedCounts, embed_passages
-from mlopsmortem.ingest import (
+from mlopsmortem.lists.ingest import (
     IngestReport,
     SourceSpec,
     ingest_sources,
     load_source_specs,
     spec_from_argument,
 )
-from mlopsmortem.passages import SyncCounts, sync_passages
+from mlopsmortem.passages.embed import EmbedCounts, embed_passages
+from mlopsmortem.passages.sync import SyncCounts, sync_passages
 from mlopsmortem.progress import progress_bar
 from mlopsmortem.runs import record_run
 from mlopsmortem.settings import Settings
-from mlopsmortem.tagging import tag_stories
+from mlopsmortem.tagging.run import tag_stories
 
 
 @dataclass

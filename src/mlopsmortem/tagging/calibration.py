@@ -15,7 +15,7 @@ from typing import Any
 
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.tags import TaggingError
-from mlopsmortem.taxonomy import Taxonomy
+from mlopsmortem.tagging.taxonomy import Taxonomy
 
 CALIBRATION_FILE = "tagging_calibration.json"
 CALIBRATION_FORMAT = 1

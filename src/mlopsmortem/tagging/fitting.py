@@ -13,7 +13,7 @@ import numpy as np
 import sqlite_utils
 
 from mlopsmortem.db import utcnow
-from mlopsmortem.embed import load_model, model_key
+from mlopsmortem.passages.embed import load_model, model_key
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.calibration import Calibration, descriptions_digest
 from mlopsmortem.tagging.inputs import live_story_ids, load_inputs
@@ -28,7 +28,7 @@ from mlopsmortem.tagging.semantic import (
     story_semantic_scores,
 )
 from mlopsmortem.tagging.tags import Tag, TaggingError
-from mlopsmortem.taxonomy import Taxonomy, load_taxonomy
+from mlopsmortem.tagging.taxonomy import Taxonomy, load_taxonomy
 
 # Threshold grids (score units: log-odds, or z for the z-only comparison). Wide enough that the
 # extremes mean "always" and "never".

@@ -8,7 +8,8 @@ from types import MappingProxyType
 
 from mlopsmortem.tagging.inputs import StoryInput
 from mlopsmortem.tagging.tags import Tag
-from mlopsmortem.taxonomy import TagKind, Taxonomy, map_list_item
+from mlopsmortem.tagging.taxonomy import Taxonomy, map_list_item
+from mlopsmortem.tagging.taxonomy_types import TagKind
 
 LIST_CONFIDENCE = 1.0
 

@@ -10,16 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from mlopsmortem.tagging.impact_statements import find_statements
 from mlopsmortem.tagging.inputs import StoryInput
 from mlopsmortem.tagging.tags import Tag
-from mlopsmortem.taxonomy import (
-    TagKind,
-    TagMatch,
-    Taxonomy,
-    find_mentions,
-    find_statements,
-    map_list_item,
-)
+from mlopsmortem.tagging.taxonomy import Taxonomy, find_mentions, map_list_item
+from mlopsmortem.tagging.taxonomy_types import TagKind, TagMatch
 
 SNIPPET_CHARS = 100  # each side of a rule mention
 TITLE_COMPONENT_CONFIDENCE = 0.95

@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 import sqlite_utils
 
-from mlopsmortem.embed import model_key
+from mlopsmortem.passages.embed import model_key
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.calibration import (
     UNCALIBRATED,
@@ -43,7 +43,7 @@ from mlopsmortem.tagging.store import (
     write_batch,
 )
 from mlopsmortem.tagging.tags import StoryTags
-from mlopsmortem.taxonomy import Taxonomy, load_taxonomy
+from mlopsmortem.tagging.taxonomy import Taxonomy, load_taxonomy
 
 STORIES_PER_TRANSACTION = 100
 

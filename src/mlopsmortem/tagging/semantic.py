@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sqlite_utils
 
-from mlopsmortem.embed import decode_matrix, encode_texts, load_model
+from mlopsmortem.passages.embed import decode_matrix, encode_texts, load_model
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.calibration import Calibration
 from mlopsmortem.tagging.inputs import chunks
 from mlopsmortem.tagging.tags import Tag, TaggingError
-from mlopsmortem.taxonomy import Taxonomy
+from mlopsmortem.tagging.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -13,20 +13,18 @@ from typing import Any
 import sqlite_utils
 
 from mlopsmortem.db import utcnow
+from mlopsmortem.tagging.alias_matcher import Matcher
 from mlopsmortem.tagging.calibration import Calibration, descriptions_digest
-from mlopsmortem.tagging.inputs import StoryInput, chunks
-from mlopsmortem.tagging.tags import StoryTags, Tag
-from mlopsmortem.taxonomy import (
+from mlopsmortem.tagging.impact_statements import (
     STATEMENT_PLACEHOLDERS,
-    Component,
-    Impact,
-    Matcher,
     StatementRule,
-    TagKind,
-    Taxonomy,
     find_statements,
     statement_rules,
 )
+from mlopsmortem.tagging.inputs import StoryInput, chunks
+from mlopsmortem.tagging.tags import StoryTags, Tag
+from mlopsmortem.tagging.taxonomy import Taxonomy
+from mlopsmortem.tagging.taxonomy_types import Component, Impact, TagKind
 
 #: Bump when what a method outputs for the same input changes: every story is re-tagged.
 METHOD_VERSION = "2"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlopsmortem.errors import MlopsmortemError
-from mlopsmortem.taxonomy import TagKind
+from mlopsmortem.tagging.taxonomy_types import TagKind
 
 Method = Literal["list", "rule", "semantic"]
 

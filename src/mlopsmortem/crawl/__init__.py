@@ -1,0 +1,2 @@
+"""Crawling: choosing and scheduling fetches, the guarded transport, the page store, and
+what changed."""

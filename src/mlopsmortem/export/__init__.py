@@ -1,0 +1,1 @@
+"""Exporting the knowledge base as a research dataset with a manifest and a datasheet."""

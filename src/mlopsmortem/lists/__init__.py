@@ -1,0 +1,1 @@
+"""Source lists: markdown blocks, list formats and ingesting entries into stories."""

@@ -1,0 +1,1 @@
+"""Passages: chunking documents into model-sized passages and embedding them."""

@@ -1,0 +1,2 @@
+"""What the Datasette plugin calls: request parameters, queries on Datasette's connections,
+feeds, and launching Datasette."""
