@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import yaml
 
-from tests.test_export import build_kb
+from tests.support.export_kb import build_kb
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / "examples" / "github-actions-recrawl.yml"

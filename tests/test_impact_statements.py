@@ -12,9 +12,7 @@ from mlopsmortem.tagging.impact_statements import find_statements
 from mlopsmortem.tagging.run import tag_stories
 from mlopsmortem.tagging.store import story_tag_rows
 from mlopsmortem.tagging.taxonomy import TaxonomyError, load_taxonomy
-from tests.test_tagging import S, build, data_dir, edit_taxonomy, facets, tag_settings
-
-__all__ = ["data_dir", "tag_settings"]  # fixtures used below
+from tests.support.tagging_kb import S, build, edit_taxonomy, facets
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -17,9 +17,6 @@ from mlopsmortem.tagging.rules import Mentions
 from mlopsmortem.tagging.semantic import SemanticScores, semantic_decisions, semantic_tags
 from mlopsmortem.tagging.taxonomy import TaxonomyError, load_taxonomy
 from mlopsmortem.tagging.taxonomy_types import TagMatch
-from tests.test_tagging import data_dir, model, tag_settings
-
-__all__ = ["data_dir", "model", "tag_settings"]  # fixtures used below
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 IMPACTS = ("outage", "lost-logs")
@@ -147,7 +144,7 @@ def test_a_list_partial_outage_keeps_semantic_outage_off_until_exclusivity_is_re
     from mlopsmortem.passages.sync import sync_passages
     from mlopsmortem.tagging.run import tag_stories
     from mlopsmortem.tagging.store import story_tag_rows
-    from tests.test_tagging import S, build, edit_taxonomy
+    from tests.support.tagging_kb import S, build, edit_taxonomy
 
     db = build(
         tag_settings.db_path,
