@@ -1,7 +1,7 @@
 """HTTP transport: fetch one URL politely, safely and within bounds; return raw bytes.
 
 This module only moves bytes. Which URLs to fetch, in which order, and what to store is
-crawl.py's job; turning bytes into text is the extractor's.
+the scheduler's job (`crawl.scheduler`); turning bytes into text is the extractor's.
 
 Per request the `Fetcher`:
 

@@ -1,24 +1,16 @@
 """SSRF guard: which URLs the crawler may request and which addresses it may connect to.
 
-The lists we crawl are curated by strangers, and every page can redirect anywhere, so a URL
-must never make us talk to loopback, the LAN, or a cloud metadata service.
+The lists are curated by strangers and any page can redirect anywhere, so a URL must never make
+us talk to loopback, the LAN or a cloud metadata service. Two layers:
 
-Two layers:
+* `check_url`: a cheap syntactic check (scheme, host, literal IPs) run before every request and
+  redirect hop, before any robots.txt fetch or DNS lookup.
+* `GuardedTransport`: resolves the host at connect time, refuses if ANY resolved address is
+  unsafe, then connects to one of exactly those checked addresses, so DNS rebinding has no
+  window. TLS still verifies the certificate against the URL's hostname.
 
-* `check_url` is a cheap syntactic check (scheme, host, literal IP addresses) that the
-  fetcher runs before every request and redirect hop, so obviously bad URLs are refused
-  before any robots.txt fetch or DNS lookup happens.
-* `GuardedTransport` resolves the host itself at connect time, refuses the connection if any
-  resolved address is unsafe, and then connects to one of exactly those checked addresses.
-  Because the address we check is the address we connect to, a DNS rebinding attack (public
-  address at check time, private one at connect time) has no window. TLS still verifies the
-  certificate against the hostname from the URL, because httpcore takes the SNI / hostname
-  from the request origin, not from the socket.
-
-Hosts listed in `allow_hosts` (compared exactly as written in the URL, case-insensitively)
-may resolve to private or loopback addresses: that is how tests and local mirrors work.
-Link-local addresses (169.254.0.0/16 with the cloud metadata endpoint, fe80::/10) are refused
-even then, because nothing we crawl legitimately lives there.
+`allow_hosts` (exact, case-insensitive) may resolve to private or loopback addresses, for tests
+and local mirrors; link-local addresses (cloud metadata) are refused even then.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ texts, which are as much their authors' writing as a blog post is. Titles, publi
 sections and the lists' short involved/impact items stay: they identify and classify a story
 rather than tell it.
 
-This module runs an export; what each file holds is in `export_tables`, how it is written in
-`export_writers`, and manifest.json and datasheet.md come from `export_manifest` and
-`export_datasheet`.
+This module runs an export; what each file holds is in `export.tables`, how it is written in
+`export.writers`, and manifest.json and datasheet.md come from `export.manifest` and
+`export.datasheet`.
 """
 
 from __future__ import annotations

@@ -6,9 +6,8 @@ Text keeps a blank line between paragraphs (and headings, lists, code blocks, ta
 the passage chunker splits on them.
 
 This module chooses the extractor by media type (or by the bytes when the label says nothing)
-and holds the plain-text one. HTML is `htmltext` (whose docstring has the measured reasons for
-its settings), PDF is `pdftext`; `charsets` decodes bytes and `document` builds the Document
-they all return.
+and holds the plain-text one. HTML is `htmltext`, PDF is `pdftext`; `charsets` decodes bytes
+and `document` builds the Document they all return. docs/crawling.md explains the choices.
 """
 
 from __future__ import annotations

@@ -1,49 +1,18 @@
 """HTML -> text: decode, parse, drop page chrome, mark the main content, then trafilatura.
 
-Why these settings
-------------------
-Measured with bench/extract.py on two corpora: the demo site (data/demo: 40 HTML pages in five
-layouts - blog, status page, reader view, code-host README, forum thread - plus 3 PDFs, chrome
-marked with sentinel words) and 37 real postmortems from ../shared rendered at bench time into
-seven layouts with heavy chrome (one with opaque CSS-module class names and no <article>/<main>,
-one with calls to action inside the article) plus a PDF each. "leak" is the share of HTML pages
-whose text contains a sentinel (target <= 2 %); "recall" the mean / minimum share of each
-article's own sentences found in the text (target >= 95 %).
+Two steps run before trafilatura sees the tree, because its own switches cannot remove chrome
+that sits inside <main> or find the article on pages without semantic markup:
 
-    configuration                        demo leak  recall mean/min  shared leak  recall mean/min
-    trafilatura defaults (comments on)      32.5 %     97.0 / 46.7 %     28.2 %     95.9 / 32.2 %
-    favor_precision                         32.5 %     97.0 / 46.7 %     28.2 %     95.8 / 32.2 %
-    favor_recall                            32.5 %     99.9 / 96.7 %     28.6 %     99.0 / 71.0 %
-    pre-cleaning only                        7.5 %     97.0 / 46.7 %     28.2 %     95.9 / 32.2 %
-    anchor only                             25.0 %    100.0 / 100  %      0.8 %     99.8 / 96.7 %
-    pre-cleaning + anchor (chosen)           0.0 %    100.0 / 100  %      0.8 %     99.8 / 96.7 %
-    chosen + favor_precision                 0.0 %    100.0 / 100  %      0.8 %     99.7 / 95.9 %
-    chosen + favor_recall                    0.0 %    100.0 / 100  %      0.8 %     99.8 / 96.7 %
-    chosen + include_tables=False            0.0 %     92.4 / 50.0 %      1.9 %     90.6 / 53.2 %
-    chosen, anchor share 0.5                 0.0 %    100.0 / 100  %      0.0 %     99.8 / 96.7 %
-    chosen, anchor share 0.8                 0.0 %    100.0 / 100  %      5.4 %     99.8 / 96.7 %
-    chosen, anchor share 0.9                 5.0 %    100.0 / 100  %     16.2 %     99.8 / 96.7 %
+* pre-cleaning (`preclean`) drops elements whose tag, role, class or id token says navigation,
+  cookie/consent, banner, share, newsletter, comments, sidebar, footer, related, plus <small>
+  print and hidden elements; an element that holds the article itself is never dropped;
+* the anchor (`mark_main_content`) renames the block holding most of the readable text to
+  <article> on pages that have no <article>, <main> or role=main.
 
-* Pre-cleaning (drop elements whose tag, role, class or id token says nav, cookie/consent,
-  banner, share/social, newsletter/subscribe, comments, sidebar, footer, related...; <small>
-  print; hidden elements) is what removes cookie dialogs and status-page attribution lines that
-  sit inside <main>, where trafilatura keeps them.
-* The anchor (on pages with no <article>, <main> or role=main, mark the block that holds most of
-  the readable text as <article>) is what fixes code-host and CSS-module pages: without it
-  trafilatura falls back to whole-page heuristics that keep chrome and drop headings and lists.
-  Its share is 0.7 although 0.5 leaked less: each step down can drop up to 1 - share of the text
-  left, and on real pages that remainder may be article, not chrome.
-* trafilatura's own switches make no difference once the tree is cleaned and anchored, so its
-  balanced defaults stay; include_comments=False (reader comments are not the story), tables
-  kept (incident timelines are tables), no deduplication (no gain; if turned on it gets a fresh
-  cache per page, as trafilatura's shared one would make a page's text depend on the pages
-  extracted before it), fallbacks kept (robustness on pages the bench does not have).
-  htmldate's extensive search is off: it takes copyright years and dates in comments for the
-  publication date; every demo HTML date is right without it.
-* The remaining misses are trafilatura dropping a short closing list whose items end in links;
-  the remaining leaks are forum threads with a short first post where the replies hold over 30 %
-  of the text. The figures come from synthetic chrome, not from crawled pages, and the <small>
-  rule was added after seeing the demo's status pages.
+trafilatura then runs with its balanced defaults, without comments, with tables (incident
+timelines are tables), without deduplication and with htmldate's extensive search off (it takes
+copyright years for publication dates). The output is deterministic per page: nothing depends
+on the pages extracted before it. docs/crawling.md has the bench figures behind these choices.
 """
 
 from __future__ import annotations
@@ -74,7 +43,7 @@ ANCHOR_SHARE = 0.7
 
 @dataclass(frozen=True)
 class HtmlOptions:
-    """How HTML is turned into text; the defaults are the configuration chosen by the bench."""
+    """How HTML is turned into text; the defaults are the configuration used in production."""
 
     preclean: bool = True  # drop page chrome by tag/class/id/role before trafilatura sees it
     anchor: bool = True  # on pages without <article>/<main>, mark the dominant block as article
@@ -364,7 +333,7 @@ def mark_main_content(
     reached to <article> so trafilatura starts there. Returns the element marked, or None.
 
     Each step can discard at most 1 - `share` of the text left, which is why the default is not
-    lower although 0.5 leaked less in the bench (see the module docstring)."""
+    lower: on real pages that remainder may be article rather than chrome."""
     if tree.xpath(SEMANTIC_MAIN):
         return None
     bodies = tree.xpath("//body")

@@ -1,8 +1,8 @@
 """PDF -> text with pypdf: lines reflowed into paragraphs, running headers and footers dropped.
 
-Why these settings (measured with bench/extract.py on the corpora described in
-`mlopsmortem.extract.htmltext`): pypdf's layout mode, the only one that shows the vertical gap
-between paragraphs. A heading with no gap after it stays glued to its paragraph.
+Uses pypdf's layout mode, the only one that shows the vertical gap between paragraphs, so
+paragraph breaks survive for the chunker. A heading with no gap after it stays glued to its
+paragraph. Broken or AES-encrypted files give a no-text Document with a reason, never an error.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Markdown lists as blocks: the list items and paragraphs of a document, with their links,
 heading path and source lines, read from markdown-it-py tokens.
 
-`sources.py` turns these blocks into entries, format by format.
+`formats` turns these blocks into entries, format by format.
 """
 
 from __future__ import annotations

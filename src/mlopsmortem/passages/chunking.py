@@ -2,7 +2,7 @@
 
 Chunking (`chunk_text`) is pure: it needs only a token counter, never the embedding model. The
 default counter (`token_counter`) loads the model's `tokenizer.json` with the Rust `tokenizers`
-library (milliseconds, no torch) and falls back to `approx_token_count` (about 1.3 tokens per
+library (fast, no torch) and falls back to `approx_token_count` (about 1.3 tokens per
 word or punctuation mark) when a model has no local tokenizer file. Counts exclude the [CLS]/[SEP]
 special tokens; `sync_passages` reserves those two out of `settings.passage_tokens`, so the model
 never silently truncates a passage.

@@ -5,9 +5,8 @@ similarity is a dot product. Models are loaded lazily and cached once per proces
 `functools.lru_cache` on `_load_resolved` (the only cache in this module).
 
 Throughput: `embed_passages` reads pending passage ids longest first, then per batch of
-settings.batch_size reads the texts, calls model.encode once and writes the vectors. It ran at
-0.99x the speed of one bare `model.encode` over the same passages (bench/search.py; its own
-work is ~0.3 ms per batch of 32 against ~1 s of model time).
+settings.batch_size reads the texts, calls model.encode once and writes the vectors, so its
+own work is small beside the model's.
 
 Write pattern: each batch is one transaction. Rows get strictly increasing rowids (the new row
 of a re-embedded passage never reuses its old rowid), so `(count(*), max(rowid))` of a model's

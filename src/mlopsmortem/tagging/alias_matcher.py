@@ -1,32 +1,18 @@
 """The alias matcher: one compiled regex per first character over every tag's aliases.
 
-Matching rules (the same for components and impacts):
+Matching rules (the same for components and impacts; docs/tagging.md has examples):
 
-* Every tag's canonical name (and an impact's id) is an alias of it, besides its `aliases`.
-* Aliases match on word boundaries; hyphens, underscores and whitespace inside an alias are
-  interchangeable and optional, so "fluent bit" also finds "fluent-bit", "fluentbit" and
-  "Fluent Bit". A trailing plural "s"/"es" is accepted ("GPUs", "Ingresses"). An apostrophe may
-  be straight, curly or missing ("Let's", "Let’s", "Lets").
-* Aliases are case-insensitive, except those listed in `case_sensitive_aliases` and any alias of
-  at most three letters or digits ("DNS", "S3", "GKE", "dbt"): those match only with the case
-  as written. So "Spark" (case-sensitive) never hits "sparked", "sparkling" or "spark plug".
-* `list_only_aliases` are too ambiguous for running text ("Ray", "Go", "scheduler", "slow"); they
-  match only inside curated list items (`map_list_item`), never in `find_mentions`, and even
-  there only as a fallback when no ordinary alias of the same kind matched the item. Bare "Ray"
-  and "Go" are therefore found in prose only through multi-word aliases such as "Ray cluster",
-  "Ray Train", "Golang", "Go runtime", "written in Go"; "X-Ray" is its own component.
-* `exclude` lists phrases that contain an alias but are not a mention ("at the helm",
-  "tip of the iceberg", "OpenAI Triton"). An exclusion claims its span like an alias does and
-  yields no tag, so every shorter overlapping match is dropped.
-* Where matches overlap, the longest wins ("Argo Workflows" over "Argo", "Ray Serve" over "Ray",
-  "AWS VPC CNI" over "CNI"); among equally long ones the leftmost.
-* Nothing inside an http(s):// or www. link is tagged: links are references, not mentions.
-* In `map_list_item`, an item that is as a whole an alias ("Ray", "`OOMKill`", "Go") maps to
-  that tag whatever its case, wrapping backticks, quotes and --flag dashes aside.
-
-Known, accepted ambiguity: a sentence-initial capitalised common word that is also a
-case-sensitive alias ("Feast your eyes", "Vault 7", "a Spark of genius") still matches, and
-"Loki" also names a Norse god; the corpus is about infrastructure, so these are rare.
+* A tag's canonical name (and an impact's id) is one of its aliases. Aliases match on word
+  boundaries; hyphens, underscores and spaces inside them are interchangeable and optional, a
+  trailing plural "s"/"es" is accepted, an apostrophe may be straight, curly or missing.
+* Aliases are case-insensitive, except `case_sensitive_aliases` and any alias of at most three
+  letters or digits ("DNS", "S3"), which match only with the case as written.
+* `list_only_aliases` (too ambiguous for prose: "Ray", "Go") match only in list items
+  (`map_list_item`), and there only when no ordinary alias of the same kind matched.
+* `exclude` phrases ("at the helm") claim their span like an alias and yield no tag.
+* Overlapping matches: the longest wins, then the leftmost. Nothing inside a link is tagged.
+* In `map_list_item`, an item that is as a whole an alias maps to that tag whatever its case,
+  wrapping backticks, quotes and --flag dashes aside.
 """
 
 from __future__ import annotations

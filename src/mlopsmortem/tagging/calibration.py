@@ -119,7 +119,7 @@ def load_calibration(path: Path) -> Calibration:
     except OSError as exc:
         raise TaggingError(
             f"{path}: cannot read the tagging calibration ({exc.strerror or exc}); "
-            "regenerate it with: python bench/tagging.py --write-calibration"
+            "regenerate it with: python -m bench.tagging --write-calibration"
         ) from exc
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -156,6 +156,6 @@ def stale_calibration_warnings(
     if calibration.descriptions_digest != descriptions_digest(taxonomy):
         warnings.append(
             "impact descriptions changed since calibration: recalibrate "
-            "(python bench/tagging.py --write-calibration)"
+            "(python -m bench.tagging --write-calibration)"
         )
     return warnings, semantic_on

@@ -37,9 +37,8 @@ OTHER_GRID = TOP_GRID
 #: L2 penalty of the score's logistic fit (scikit-learn's default C = 1).
 SCORE_L2 = 1.0
 MIN_MENTIONS_CHOICES = (1, 2, 3, 4, 5)
-#: `component_min_mentions` is the count with the best F1 among those reaching this precision
-#: (not simply the smallest such count: N=1 sits at 0.89 on the demo, so that rule would flip
-#: between 1 and 2 from fold to fold).
+#: `component_min_mentions` is the count with the best F1 among those reaching this precision,
+#: not simply the smallest such count: a count near the target would flip from fold to fold.
 COMPONENT_PRECISION_TARGET = 0.9
 
 
