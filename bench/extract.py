@@ -5,7 +5,7 @@
 Two corpora, each used when present:
 
 * demo: data/demo/stories.tsv + sentinels.txt, pages under data/demo/site rendered from
-  data/demo/articles/*.md with chrome that contains the sentinel words.
+  tools/demo_corpus/articles/*.md with chrome that contains the sentinel words.
 * shared: ../shared/corpus/articles/*.md (real postmortems, not in this repository), rendered at
   run time into seven layouts wrapped in heavy chrome carrying this file's own sentinel words,
   plus one PDF per article. Nothing of that prose is written to disk.

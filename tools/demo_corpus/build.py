@@ -1,8 +1,8 @@
 """Build the offline demo corpus for mlopsmortem.
 
 Everything in this corpus is FICTIONAL sample data: invented companies, invented
-incidents.  The source of truth is ``data/demo/articles/NN-slug.md`` (plus the
-front-matter-only ``data/demo/talks/*.md`` for the video entry).  This script renders:
+incidents.  The source of truth is ``tools/demo_corpus/articles/NN-slug.md`` (plus the
+front-matter-only ``tools/demo_corpus/talks/*.md`` for the video entry).  This script renders:
 
 * ``site/``          the static web site served by the demo server on 127.0.0.1:8017
 * ``list.md``        the curated list in the awful-mlops format
@@ -11,8 +11,9 @@ front-matter-only ``data/demo/talks/*.md`` for the video entry).  This script re
 * ``stories.tsv``    slug -> list URL, title, layout, served file
 * ``sentinels.txt``  words that appear only in page chrome, never in article text
 
-Run it with ``python data/demo/build.py``.  Output is deterministic (no timestamps,
-no unseeded randomness): running it twice produces byte-identical files.
+Run it with ``python tools/demo_corpus/build.py``; it writes into data/demo/.  Output is
+deterministic (no timestamps, no unseeded randomness): running it twice produces
+byte-identical files.
 
 Only the standard library and markdown-it-py are used.
 

@@ -1,6 +1,6 @@
 """Sanity checks for the demo corpus (needs the project venv: pypdf, trafilatura).
 
-    .venv/bin/python data/demo/check.py
+    .venv/bin/python tools/demo_corpus/check.py
 
 * build.py is deterministic (two runs, byte-identical output)
 * every story link in list.md resolves to a file under site/ (after _redirects.tsv and
