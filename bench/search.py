@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.search [--sections quality,embed,latency] [--sizes 1000,10000,100000]
 
-quality  Ranking quality of every mode and of the tuning variants that were considered, on
+quality  Ranking quality of every mode and of the tuning variants `Tuning` expresses, on
          (a) the invented test knowledge base (tests/support/knowledge_base.py: 15 stories, 46
          queries, 4 neighbour pairs) and (b) the fictional demo corpus (its articles + graded
          data/demo/queries.tsv) when present. MRR and hit@1 of the first relevant story; nDCG@10
@@ -15,9 +15,9 @@ latency  Search latency p50/p95 at each size (synthetic stories and passage text
          vector scan, keyword, fusion and the rest; the vector scan as a ratio of a plain
          `matrix @ q` on the same matrix; index load time; process RSS at the largest size.
          Queries: one of the 50 commonest words + 1-3 rarer ones; "full keyword query" rows run
-         the same queries with the common-terms split off (Tuning(common_fraction=None), the
-         behaviour before it), in the same run; "2 common words" rows show the fallback when
-         every word is common (full query, exact, as slow as before).
+         the same queries with the common-terms split off (Tuning(common_fraction=None): every
+         word scored by FTS5), in the same run; "2 common words" rows show the fallback when
+         every word is common (the full query, exact).
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def latency(sizes: Sequence[int]) -> None:
     say("\n== search latency (ms; synthetic passages, 8 per story; real query embeddings)")
     rng = random.Random(11)
     queries = synthetic_kb.queries(30, rng)
-    # own generator: the database built from `rng` below stays the same as before
+    # own generator, so that the database built from `rng` below does not depend on it
     other = random.Random(13)
     common = synthetic_kb.vocabulary()[:50]
     all_common = [" ".join(other.sample(common, 2)) for _ in range(30)]

@@ -380,7 +380,6 @@ def test_fts_query_quotes_every_word() -> None:
     assert fts_query("how did we lose logs") == '"lose" OR "logs"'  # stopwords dropped
     assert fts_query("the") == '"the"'  # unless nothing else is left
     assert fts_query("* - _") is None
-    assert fts_query("dns logs", "AND") == '"dns" AND "logs"'
     # one word once however it is punctuated or cased: twice, bm25 would weigh it double
     assert fts_query("logs, Logs logs: (LOGS) fluent-bit fluent_bit") == '"logs," OR "fluent-bit"'
     # a stopword is one whichever way it is punctuated, in any order

@@ -9,10 +9,6 @@ class SourceError(MlopsmortemError):
     """A source list could not be read (missing file, HTTP error, undecodable bytes)."""
 
 
-class ParseError(MlopsmortemError):
-    """A list entry could not be understood; carries FILE:LINE in its message."""
-
-
 class FetchError(MlopsmortemError):
     """A page could not be fetched. `kind` is a short machine-readable reason."""
 

@@ -22,8 +22,6 @@ from mlopsmortem.errors import NotFoundError
 from mlopsmortem.settings import Settings, parse_duration
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # as db.utcnow() writes: comparable as text
-DEFAULT_SINCE = "7d"
-DEFAULT_MAX_AGE = "30d"
 LAST_RUNS = 5
 NOT_FETCHED = "not_fetched"
 # Commands whose report holds page-level story ids.

@@ -1,40 +1,27 @@
 """The keyword stage of search: FTS5 bm25 over passages, grouped into stories.
 
-Snippets and highlights live in `mlopsmortem.search.snippets` and are re-exported here.
+Each user word is a quoted FTS5 phrase (no input is ever FTS syntax), the phrases joined by OR;
+bm25 weights the title column `tuning.title_weight`; a story scores its best passage. With
+`tuning.coverage_first`, stories matching more of the words (in any of their passages) come
+first, bm25 within a tier. Phrases found nowhere are ignored, so a typo never empties a result.
 
-Ranking (bench/search.py quality; demo corpus MRR of the first relevant story): each user word
-is a quoted FTS5 phrase (no input is FTS syntax) joined by OR (AND: 0.57 against 0.90); bm25,
-title column weighted 2; a story scores its best passage; stories matching more of the words
-(in any passage) come first, bm25 within a tier (0.900 -> 0.927).
+Common terms, after Lucene's CommonTermsQuery: a word found in most passages would make FTS5
+score most of the table. So each phrase's document frequency is counted first, reading at most
+`cap` = max(common_min_rows, common_fraction * passages) rowids; a phrase found in >= cap
+passages is common, one found in fewer (but some) informative. When a query has both:
 
-Common terms, after Lucene's CommonTermsQuery. A word found in most passages made FTS5 score
-most of the table: at 100k synthetic passages (bench/search.py latency: one of the 50 commonest
-words, in 14-100% of passages, + 1-3 rarer ones) the keyword stage took 35-53 ms p50. Now each
-phrase's document frequency is counted first, reading at most `cap` rowids (~0.3 ms for 5,000;
-fts5vocab, SQLite 3.40, walks the whole doclist too and needs stemmed terms). A phrase found in
->= cap = max(common_min_rows, common_fraction * passages) passages is common, one found in
-fewer (but some) is informative. When a query has both:
-
-* candidates are the passages matching an informative phrase (R), scored by one FTS5 query on
-  the informative phrases, plus one `common AND (informative)` query per common phrase for the
-  rows of R containing it. bm25 is a sum of per-phrase terms with a table-wide idf, so adding
-  the difference gives each candidate the full OR query's bm25 (bench: bit-identical). FTS5
-  still counts a common doclist once for the idf (~1 ms at 27k rows), but scores only R;
+* candidates are the passages matching an informative phrase, scored by one FTS5 query on the
+  informative phrases plus one `common AND (informative)` query per common phrase. bm25 is a sum
+  of per-phrase terms with a table-wide idf, so adding the difference gives each candidate
+  exactly the full OR query's bm25;
 * coverage stays per story and exact: informative doclists are read whole (they are small); a
-  common phrase counts for a story when one of its passages in R contains it, else a LIMIT 1
-  probe per run of the story's passage ids (~25 us each);
+  common phrase counts for a story when one of its candidate passages contains it, else through
+  a LIMIT 1 probe per run of the story's passage ids;
 * the trade-off: a story matching only common words is no longer a candidate, and a story is
-  ranked by its best passage among those matching an informative word. Bench queries: the
-  100 keyword candidates were identical (story, passage, bm25, coverage) at 100k; at 10k the
-  new list was a prefix of the old one (the stories left out matched the common word only).
-  Forced on the small corpora (common_min_rows=1): keyword top 10 unchanged on the test
-  knowledge base and both demo corpora; hybrid unchanged on bench/quality.py (nDCG@10 0.957),
-  demo MRR 0.945 -> 0.955 in bench/search.py.
+  ranked by its best passage among those matching an informative word.
 
-The full OR query (exact, and as slow as before: 66 ms p50 at 100k for two common words) runs
-when there is no informative or no common phrase, a single word, or fewer informative stories
-than the page needs. Phrases found nowhere are ignored (a typo must not empty the results).
-At 100k, same run: keyword stage p50 35.5 -> 8.1 ms, hybrid 43.9 -> 16.6 ms; at 10k 6.6 -> 3.1.
+The full OR query runs when there is no informative or no common phrase, a single word, or
+fewer informative stories than the page needs. Measurements: docs/search.md.
 """
 
 from __future__ import annotations
@@ -45,7 +32,7 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlopsmortem.search.types import Ranked
 
@@ -85,13 +72,13 @@ def fts_phrase(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def fts_query(query: str, operator: Literal["OR", "AND"] = "OR") -> str | None:
-    """A safe FTS5 MATCH expression: every word quoted as a phrase, joined by OR (or AND).
+def fts_query(query: str) -> str | None:
+    """A safe FTS5 MATCH expression: every word quoted as a phrase, joined by OR.
 
     Quoting turns FTS5 syntax (AND, NEAR(, *, column:, unbalanced quotes) into plain words; a
     word such as `fluent-bit` becomes the phrase "fluent bit". None when no word is left."""
     phrases = fts_phrases(query)
-    return f" {operator} ".join(phrases) if phrases else None
+    return " OR ".join(phrases) if phrases else None
 
 
 def fts_phrases(query: str) -> list[str]:
@@ -102,13 +89,11 @@ def fts_phrases(query: str) -> list[str]:
 # --------------------------------------------------------------------------- shared types
 
 
-def stories_containing(
-    conn: sqlite3.Connection, query: str, operator: Literal["OR", "AND"] = "OR"
-) -> list[str] | None:
-    """Ids of the stories with a passage containing the query's words (any of them with OR):
-    the set keyword search ranks in full; None for a query with no words. For counts that
-    follow a keyword search (the search page's facets)."""
-    match = fts_query(query, operator)
+def stories_containing(conn: sqlite3.Connection, query: str) -> list[str] | None:
+    """Ids of the stories with a passage containing any of the query's words: the set keyword
+    search ranks in full; None for a query with no words. For counts that follow a keyword
+    search (the search page's facets)."""
+    match = fts_query(query)
     if match is None:
         return None
     rows = conn.execute(
@@ -155,32 +140,19 @@ def keyword_stage(
     needed: int,
     pool: int,
     tuning: Tuning,
-    by_passage: bool = False,
 ) -> list[Ranked]:
-    """The keyword ranking of `text` (whose MATCH expression is `match`), best first.
-
-    Stories (or passages when by_passage), each with coverage attached when the ranking uses
+    """The keyword ranking of `text` (whose MATCH expression is `match`): at most `pool`
+    stories, best first, each with its best passage and coverage attached when the ranking uses
     it; with tuning.coverage_first the score is words matched + bm25 squashed into [0, 1)."""
     words = query_words(text)
     ranked: list[Ranked] | None = None
-    if (
-        tuning.common_fraction is not None
-        and tuning.keyword_operator == "OR"
-        and not by_passage
-        and not tuning.coverage_idf
-        and len(words) >= 2
-    ):
+    if tuning.common_fraction is not None and len(words) >= 2:
         ranked = _common_terms_stories(conn, words, stories, needed, pool, tuning)
     if ranked is None:
-        if by_passage:
-            ranked = _keyword_passages(conn, match, stories.where, stories.params, pool * 4, tuning)
-        else:
-            ranked = _keyword_stories(conn, match, stories, needed, pool, tuning)
-        if tuning.keyword_operator == "OR" and (tuning.coverage_first or tuning.coverage_power):
-            ranked = _with_coverage(
-                conn, words, ranked, by_passage=by_passage, idf=tuning.coverage_idf
-            )
-    if tuning.keyword_operator == "OR" and tuning.coverage_first:
+        ranked = _keyword_stories(conn, match, stories, needed, pool, tuning)
+        if tuning.coverage_first or tuning.coverage_power:
+            ranked = _with_coverage(conn, words, ranked)
+    if tuning.coverage_first:
         # score = words matched + bm25 squashed into [0, 1): monotonic in the new order
         ranked = sorted(
             (
@@ -343,7 +315,7 @@ def _keyword_stories(
 
 def _matching_passages_sql(where: str) -> str:
     """(story_id, passage_id, rank) of every passage matching `?` (after the title weight `?`)
-    whose story passes `where`: the one bm25 both grouped queries below rank by."""
+    whose story passes `where`: the bm25 the grouped query below ranks by."""
     return (
         "SELECT p.story_id AS story_id, f.rowid AS passage_id,"
         " bm25(passages_fts, 1.0, ?) AS rank"
@@ -365,75 +337,25 @@ def _keyword_stories_exact(
     return [Ranked(r[0], r[1], -r[2]) for r in rows]
 
 
-def _keyword_passages(
-    conn: sqlite3.Connection, match: str, where: str, params: list[Any], limit: int, tuning: Tuning
-) -> list[Ranked]:
-    """(story_id, passage id, -bm25) of the best-matching passages, best first."""
-    sql = f"{_matching_passages_sql(where)} ORDER BY rank, passage_id LIMIT ?"
-    rows = conn.execute(sql, [tuning.title_weight, match, *params, limit]).fetchall()
-    return [Ranked(r[0], r[1], -r[2]) for r in rows]
-
-
 def _with_coverage(
-    conn: sqlite3.Connection,
-    words: Sequence[str],
-    ranked: list[Ranked],
-    *,
-    by_passage: bool,
-    idf: bool,
+    conn: sqlite3.Connection, words: Sequence[str], ranked: list[Ranked]
 ) -> list[Ranked]:
-    """Attach the share of query words each story (any of its passages) or passage matches.
+    """Attach the share of query words each story matches in any of its passages.
 
-    Stories: per word, the matching rowids straight from FTS5, mapped to the candidates'
-    passages in Python (3x cheaper than joining passages in SQL at 100k passages). Passages:
-    one rowid lookup per word and candidate. Plus one document-frequency count per word when
-    idf."""
+    Per word, the matching rowids straight from FTS5, mapped to the candidates' passages in
+    Python (cheaper than joining passages in SQL on a large table)."""
     if len(words) < 2 or not ranked:
         return ranked
-    keys = list(dict.fromkeys(r.passage_id if by_passage else r.story_id for r in ranked))
-    story_of: dict[int, str] = {}
-    if not by_passage:
-        marks = ",".join("?" * len(keys))
-        story_of = dict(
-            conn.execute(f"SELECT id, story_id FROM passages WHERE story_id IN ({marks})", keys)
-        )
-    (total,) = conn.execute("SELECT count(*) FROM passages").fetchone() if idf else (0,)
-    matched: dict[Any, int] = dict.fromkeys(keys, 0)
-    weighted: dict[Any, float] = dict.fromkeys(keys, 0.0)
-    idf_sum = 0.0
+    keys = list(dict.fromkeys(r.story_id for r in ranked))
+    marks = ",".join("?" * len(keys))
+    story_of: dict[int, str] = dict(
+        conn.execute(f"SELECT id, story_id FROM passages WHERE story_id IN ({marks})", keys)
+    )
+    matched = dict.fromkeys(keys, 0)
     for word in words:
-        phrase = fts_phrase(word)
-        weight = 1.0
-        if idf:
-            (df,) = conn.execute(
-                "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", [phrase]
-            ).fetchone()
-            weight = math.log((total - df + 0.5) / (df + 0.5) + 1.0)
-        idf_sum += weight
-        if by_passage:  # FTS5 seeks a rowid in a doclist quickly; a rowid IN list it does not
-            found = [
-                key
-                for key in keys
-                if conn.execute(
-                    "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
-                    [phrase, key],
-                ).fetchone()
-            ]
-        else:
-            rows = conn.execute(
-                "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ?", [phrase]
-            )
-            found = list({story_of[rid] for (rid,) in rows if rid in story_of})
-        for key in found:
-            matched[key] += 1
-            weighted[key] += weight
-    out = []
-    for r in ranked:
-        key = r.passage_id if by_passage else r.story_id
-        out.append(
-            r._replace(
-                coverage=matched[key] / len(words),
-                idf_coverage=weighted[key] / idf_sum if idf_sum else 1.0,
-            )
+        rows = conn.execute(
+            "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ?", [fts_phrase(word)]
         )
-    return out
+        for story_id in {story_of[rid] for (rid,) in rows if rid in story_of}:
+            matched[story_id] += 1
+    return [r._replace(coverage=matched[r.story_id] / len(words)) for r in ranked]

@@ -3,27 +3,17 @@
 Results are stories, each with the passage that matched best. Everything a caller (CLI, Datasette
 plugin) needs is in `StoryHit`, whose `to_dict()` is JSON-ready.
 
-Ranking, as measured by bench/search.py (quality section: 46 queries on the test knowledge base,
-55 graded queries on the demo corpus; MRR of the first relevant story):
-
-* keyword (mlopsmortem.search.keyword): quoted words joined by OR, bm25 with the title
-  weighted 2, stories matching more of the words first (demo 0.900 -> 0.927); words found in
-  many passages only re-score the passages matching the rarer ones (common terms).
-* semantic: exact cosine of the query against every passage vector; a story scores its best
-  passage.
-* hybrid: reciprocal rank fusion (k=20) of the two story rankings, a keyword rank weighted by
-  the share of query words matched squared. A semantic rank is a vote only when its cosine is
-  within 0.2 of the best story's, so neither a stray keyword match nor a distant neighbour
-  collects a vote it has not earned; stories only semantic search found beyond that follow
-  every story with a vote (demo "lost logs fluent-bit": the Loki lost-logs story #13 -> #4).
-  Tried and dropped: passage-level fusion, a bonus for more matching passages.
+* keyword (`mlopsmortem.search.keyword`): the query's words as quoted phrases joined by OR, bm25
+  with the title weighted, stories matching more of the words first; words found in many
+  passages only re-score the passages matching the rarer ones (common terms).
+* semantic (`mlopsmortem.search.vectors`): exact cosine of the query against every passage
+  vector; a story scores its best passage.
+* hybrid (`mlopsmortem.search.fusion`): reciprocal rank fusion of the two story rankings.
 * similar: cosine between story vectors (normalised mean of normalised passage vectors).
 
-Stages: the filters are `mlopsmortem.search.filters`; the keyword stage is
-`mlopsmortem.search.keyword`; the query vectors, the per-process vector index (reloaded only
-when the embeddings change) and the exact cosine scans are `mlopsmortem.search.vectors`; rank
-fusion is `mlopsmortem.search.fusion`. This module checks the request, runs the stages in order and
-reads the shown stories back (hydration).
+This module checks the request, applies the filters (`mlopsmortem.search.filters`), runs the
+stages in order and reads the shown stories back (hydration) with their snippets
+(`mlopsmortem.search.snippets`). How the ranking was chosen: docs/search.md.
 """
 
 from __future__ import annotations
@@ -39,7 +29,7 @@ import sqlite_utils
 from mlopsmortem.errors import NotFoundError, SearchError
 from mlopsmortem.passages.embed import model_key
 from mlopsmortem.search.filters import story_filter_sql
-from mlopsmortem.search.fusion import fuse_passages, fuse_stories
+from mlopsmortem.search.fusion import fuse_stories
 from mlopsmortem.search.keyword import (
     StorySet,
     fts_phrases,
@@ -69,7 +59,6 @@ from mlopsmortem.search.vectors import (
     VectorIndex,
     cosines,
     embed_query,
-    semantic_passages,
     semantic_stories,
     top_k,
     vector_index,
@@ -223,8 +212,8 @@ def search(
     mode: "keyword" ranks by words matched, then FTS5 bm25 (score = number of query words the
     story matched + -bm25/(1 + -bm25) of its best passage); "semantic" by the cosine of the best
     passage (score = cosine); "hybrid" (default) by reciprocal rank fusion of the two story
-    rankings (score = sum of 1/(20 + rank), mlopsmortem.search.fusion). Filters apply in every mode;
-    results are stories.
+    rankings (score = sum of weighted 1/(tuning.rrf_k + rank), mlopsmortem.search.fusion).
+    Filters apply in every mode; results are stories.
     `index` defaults to the process-wide `vector_index(db, settings.model_name)`; `timings`,
     when given, receives seconds per stage (filters, embed, refresh, scan, keyword, fusion,
     hydrate). Raises SearchError on an empty or over-long query, an unknown mode or filter
@@ -251,20 +240,16 @@ def search(
     stories = StorySet.load(conn, where, params)
     clock.lap("filters")
     needed = offset + limit
-    match = fts_query(text, tuning.keyword_operator)
+    match = fts_query(text)
     keyword: list[Ranked] = []
     semantic: list[Ranked] = []
     snapshot: IndexSnapshot | None = None
     sims: np.ndarray | None = None
-    by_passage = mode == "hybrid" and tuning.fusion == "passage"
     pool = needed if mode == "semantic" else max(tuning.candidates, needed)
     # keyword (SQLite, one thread) before the vector scan: BLAS worker threads spin for a while
-    # after a matrix product and slowed the FTS work that followed by up to 2x on 2 CPUs
+    # after a matrix product and slow the FTS work that follows on a machine with few CPUs
     if mode in ("keyword", "hybrid") and match is not None:
-        keyword = keyword_stage(
-            conn, text, match, stories, needed=needed, pool=pool, tuning=tuning,
-            by_passage=by_passage,
-        )  # fmt: skip
+        keyword = keyword_stage(conn, text, match, stories, needed=needed, pool=pool, tuning=tuning)
         clock.lap("keyword")
     if mode in ("semantic", "hybrid"):
         model = model_key(settings.model_name)
@@ -283,17 +268,12 @@ def search(
             )
         mask = _allowed_mask(snapshot, stories)
         clock.lap("refresh")
-        if by_passage:
-            semantic = semantic_passages(snapshot, vector, mask, pool * 4)
-        else:
-            semantic, sims = semantic_stories(snapshot, vector, mask, pool)
+        semantic, sims = semantic_stories(snapshot, vector, mask, pool)
         clock.lap("scan")
     if mode == "keyword":
         ranked = [Candidate(r.story_id, r.score, keyword_passage=r.passage_id) for r in keyword]
     elif mode == "semantic":
         ranked = [Candidate(r.story_id, r.score, semantic_passage=r.passage_id) for r in semantic]
-    elif by_passage:
-        ranked = fuse_passages(keyword, semantic, tuning)
     else:
         ranked = fuse_stories(keyword, semantic, tuning)
     clock.lap("fusion")
@@ -317,14 +297,12 @@ def similar(
     settings: Settings,
     limit: int = 10,
     index: VectorIndex | None = None,
-    tuning: Tuning = DEFAULT_TUNING,
 ) -> list[StoryHit]:
     """The live stories nearest to `story_id`, excluding itself.
 
     Story vector = normalised mean of its normalised passage vectors; score = cosine of story
-    vectors (tuning.similar_method="max" instead uses the best passage pair). The snippet is the
-    neighbour's passage closest to the story. NotFoundError for an unknown id; SearchError when
-    the story has no embedded passages yet."""
+    vectors. The snippet is the neighbour's passage closest to the story. NotFoundError for an
+    unknown id; SearchError when the story has no embedded passages yet."""
     conn = db.conn
     if conn.execute("SELECT 1 FROM stories WHERE id = ?", [story_id]).fetchone() is None:
         raise NotFoundError(f"no story with id {story_id!r}")
@@ -337,16 +315,8 @@ def similar(
             "run `mlopsmortem crawl` (or `mlopsmortem embed`) first"
         )
     mask = snapshot.story_mask([*removed_ids(conn), story_id], exclude=True)
-    start, end = snapshot.starts[position], snapshot.ends[position]
-    if tuning.similar_method == "max":
-        pair = snapshot.matrix @ snapshot.matrix[start:end].T  # rows x own passages
-        row_scores = pair.max(axis=1)
-    else:
-        row_scores = cosines(snapshot.matrix, snapshot.story_means[position])
-    if tuning.similar_method == "max":
-        scores = np.maximum.reduceat(row_scores, snapshot.starts)
-    else:
-        scores = cosines(snapshot.story_means, snapshot.story_means[position])
+    row_scores = cosines(snapshot.matrix, snapshot.story_means[position])
+    scores = cosines(snapshot.story_means, snapshot.story_means[position])
     scores = np.where(mask, scores, -np.inf)
     candidates = []
     for story in top_k(scores, max(0, limit)):

@@ -110,11 +110,10 @@ class PassageWords:
     """The query's words in a few passages, found exactly as the search found them: by FTS5
     with the main index's tokenizer (`porter unicode61`: case and diacritics folded, Porter
     stems, a word such as `fluent-bit` the phrase of its tokens), in a scratch in-memory index
-    of just these passages. The main index would read every passage holding a word (5-28 ms
-    at 100k passages) and matches a passage through its story's title too. A Python copy of
-    the tokenizer (Snowball's Porter stemmer and a regex) disagreed with FTS5 on words such as
-    "topological" and "café", and was quadratic on hyphenated words. Words are given as FTS5
-    phrases (keyword_search.fts_phrase). Close it (contextlib.closing) when done."""
+    of just these passages. The main index would read every passage holding a word (slow on a
+    large table) and matches a passage through its story's title too; a Python copy of the
+    tokenizer would disagree with FTS5 on some words (docs/search.md). Words are given as FTS5
+    phrases (mlopsmortem.search.keyword.fts_phrase). Close it (contextlib.closing) when done."""
 
     def __init__(self, passages: Sequence[tuple[int, str]]) -> None:
         self._conn = sqlite3.connect(":memory:")

@@ -13,7 +13,7 @@ Caches, all explicit and per process:
   `cached_query_vector` looks a vector up without computing it.
 * the model itself, via `embed.load_model`.
 
-The scans (`semantic_stories`, `semantic_passages`) are exact: every row of the matrix is scored.
+The scan (`semantic_stories`) is exact: every row of the matrix is scored.
 """
 
 from __future__ import annotations
@@ -249,10 +249,9 @@ UNRESOLVED = -1  # a semantic match whose best passage is looked up only if it i
 def cosines(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """matrix @ vector for unit vectors, single-threaded on purpose.
 
-    A matrix-vector product is memory-bound: OpenBLAS's second thread gains little (4.1 against
-    4.9 ms at 100k x 384) but then spins for ~0.1 s, which doubled the time of the FTS5 work of
-    the next query on a 2-CPU machine. einsum runs numpy's own loop (5.1 ms) and leaves the other
-    core alone."""
+    A matrix-vector product is memory-bound: a second BLAS thread gains little, then spins after
+    the product and slows the SQLite work of the next query on a small machine. einsum runs
+    numpy's own loop and leaves the other cores alone (docs/search.md)."""
     return np.einsum("ij,j->i", matrix, vector)
 
 
@@ -270,16 +269,3 @@ def semantic_stories(
         Ranked(snapshot.story_ids[s], UNRESOLVED, score)
         for s, score in zip(top.tolist(), scores[top].tolist(), strict=True)
     ], sims
-
-
-def semantic_passages(
-    snapshot: IndexSnapshot, query_vector: np.ndarray, mask: np.ndarray, limit: int
-) -> list[Ranked]:
-    sims = cosines(snapshot.matrix, query_vector)
-    row_mask = np.repeat(mask, snapshot.ends - snapshot.starts)
-    sims[~row_mask] = -np.inf
-    story_of_row = np.repeat(np.arange(len(snapshot.story_ids)), snapshot.ends - snapshot.starts)
-    return [
-        Ranked(snapshot.story_ids[story_of_row[r]], int(snapshot.passage_ids[r]), float(sims[r]))
-        for r in top_k(sims, limit)
-    ]
