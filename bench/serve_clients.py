@@ -2,18 +2,15 @@
 
 The benchmark measures what the server adds to a library call, so the client's own cost per
 request should be small against it. Datasette's test client (`ds.client.get`) builds a new
-httpx.AsyncClient for every request (about 0.3-0.5 ms); an httpx.AsyncClient over loopback
-spends about 0.8 ms per request of its own (against a bare uvicorn app). Neither is time a
-server spends, so the timed variants use these instead and bench/serve.py prints what httpx
-would add, measured in the same run.
+httpx.AsyncClient for every request, and an httpx.AsyncClient spends time of its own per
+request too. Neither is time a server spends, so the timed variants use these instead and
+bench/serve.py prints what the others would add, measured in the same run.
 
   asgi_caller(app)   calls the ASGI app `mlopsmortem serve` runs (middleware and all) directly
   KeepAliveHTTP      HTTP/1.1 GETs over persistent loopback connections, one per concurrent
                      caller, as a load generator (wrk, hey) holds them
   BlockingHTTP       the same over one connection with blocking socket calls, for requests one
-                     after another: no event loop between the socket and the timer, 0.06-0.07 ms
-                     less per request than KeepAliveHTTP against a bare uvicorn app (0.13-0.15
-                     against 0.20 ms a round trip)
+                     after another: no event loop between the socket and the timer
 """
 
 from __future__ import annotations

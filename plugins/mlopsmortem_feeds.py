@@ -14,7 +14,9 @@ Routes (each entry: a live story, newest first by first_seen; at most `n`, defau
 A tag is matched case-insensitively; one the taxonomy defines but no story carries yet is an
 empty feed, anything else a 404. Selection and the XML are in `mlopsmortem.web.feeds`; this module
 only routes. It shares the knowledge-base state with plugins/mlopsmortem_search.py through
-`mlopsmortem.web.params` (plugin files cannot import each other).
+`mlopsmortem.web.state` (plugin files cannot import each other); its queries run on Datasette's
+SQL threads (`mlopsmortem.web.queries.execute`) and every feed asks Datasette whether the actor
+may view the stories table.
 """
 
 import dataclasses
@@ -41,20 +43,17 @@ from mlopsmortem.web.feeds import (
     search_stories,
     tag_stories,
 )
+from mlopsmortem.web.links import safe_href, search_url, story_path
 from mlopsmortem.web.params import (
     DEFAULT_N,
     MAX_FILTER_CHARS,
     BadRequest,
     Params,
-    State,
     bounded_n,
     parse_params,
-    safe_href,
-    search_url,
-    story_path,
-    visible_state,
 )
 from mlopsmortem.web.queries import embed_first, execute, library_connection, library_db
+from mlopsmortem.web.state import State, visible_state
 
 SITE = "mlopsmortem"
 T = TypeVar("T")

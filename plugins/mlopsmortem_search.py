@@ -1,10 +1,11 @@
 """Datasette plugin: similarity search over the mlopsmortem knowledge base.
 
 Load it with `datasette kb.db --plugins-dir plugins` (or `mlopsmortem serve`). It has no search
-logic of its own: every result comes from `mlopsmortem.search.run.search` / `similar`, and what the
-handlers below share with plugins/mlopsmortem_feeds.py lives in `mlopsmortem.web.params` and
-`mlopsmortem.web.queries` (Datasette loads each file of --plugins-dir by path as its own module,
-so plugin files cannot import each other).
+logic of its own: every result comes from `mlopsmortem.search.run.search` / `similar`, and each
+view only parses the request (`mlopsmortem.web.params`), runs its queries on Datasette's SQL
+threads (`mlopsmortem.web.queries`) and renders (`mlopsmortem.web.results`, the templates). What
+the views share with plugins/mlopsmortem_feeds.py lives in `mlopsmortem.web` (Datasette loads
+each file of --plugins-dir by path as its own module, so plugin files cannot import each other).
 
 Routes
   /-/search                  HTML search page: query, mode, facet filters with counts, paging
@@ -20,10 +21,13 @@ SQL functions (every connection)
   mm_embed(text)    the query vector BLOB of text with the configured model (lazily loaded)
   mm_model()        the name embeddings of the configured model are stored under
 
+Templates: the files in plugins/templates (the search and similar pages, and the row page
+of a story, which extends Datasette's default row.html) are looked up after the instance's
+`--template-dir` and ahead of Datasette's own, through the `prepare_jinja2_environment` hook.
+
 Permissions: every route answers only an actor Datasette lets view the `stories` table (then
-its database, then the instance): `allow` rules in the metadata keep these pages private too.
-When no rule or plugin could refuse anyone (`mlopsmortem.web.params.nothing_can_refuse`), the check
-is skipped: Datasette's answer would be "allowed" for every actor.
+its database, then the instance), asked through `datasette.ensure_permissions` on every
+request: `allow` rules in the metadata and permission plugins keep these pages private too.
 
 Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   database          name of the database to search (default: the first with a `passages` table)
@@ -31,16 +35,9 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   max_query_chars   longest accepted query (default: Settings().max_query_chars)
   time_limit_ms     time limit of one search (default: Datasette's sql_time_limit_ms)
   warm              load the model and vectors in a background thread at startup (default true)
-  inline_max_passages  knowledge bases up to this many passages are queried on the event
-                    loop's thread, larger ones on Datasette's SQL threads (default 2000; 0: always
-                    the SQL threads; see mlopsmortem.web.queries.execute)
-  direct_json       answer /-/search.json in front of Datasette's router when the router would
-                    decide nothing: no cookie, credentials, rule or plugin (default true; see
-                    mlopsmortem.web.direct)
 """
 
 import hashlib
-import sqlite3
 import threading
 import urllib.parse
 from pathlib import Path
@@ -49,51 +46,48 @@ from typing import Any
 from datasette import hookimpl
 from datasette.utils import urlsafe_components
 from datasette.utils.asgi import Response
-from jinja2 import FileSystemLoader
+from jinja2 import ChoiceLoader, FileSystemLoader
 
 from mlopsmortem.errors import ModelError, NotFoundError, SearchError
-from mlopsmortem.passages.embed import encode_vector, model_key
-from mlopsmortem.search.run import similar
 from mlopsmortem.search.types import MODES
 from mlopsmortem.settings import DEFAULT_MODEL, Settings
-from mlopsmortem.web.direct import direct_json_route
+from mlopsmortem.web.links import (
+    feed_url,
+    safe_href,
+    search_url,
+    similar_path,
+    story_path,
+    with_search_state,
+)
+from mlopsmortem.web.model import mm_cosine, text_functions
 from mlopsmortem.web.params import (
-    FACET_TITLES,
     FILTERS,
     MAX_OFFSET,
     BadRequest,
     Params,
     bounded_n,
-    config_flag,
-    error_response,
-    feed_url,
-    hit_dict,
-    hit_view,
-    json_response,
-    kb_state,
-    mm_cosine,
     parse_params,
-    plugin_config,
-    query_vector,
-    safe_href,
     search_state,
-    search_url,
-    similar_path,
-    story_path,
     typed_query,
-    visible_state,
-    with_search_state,
 )
 from mlopsmortem.web.queries import (
-    dict_rows,
     execute,
-    library_connection,
-    library_db,
     run_facets,
     run_search,
+    similar_stories,
     story_details,
     warm_up,
 )
+from mlopsmortem.web.results import (
+    active_filters,
+    error_response,
+    facet_groups,
+    hit_dict,
+    hit_view,
+    json_response,
+    search_body,
+)
+from mlopsmortem.web.state import kb_state, plugin_config, visible_state
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -110,54 +104,34 @@ def startup(datasette):
         if state is None or not state.warm or state.warm_started:
             return
         state.warm_started = True
-        connect = datasette.get_database(state.database).connect
-        threading.Thread(target=warm_up, args=(state, connect), name="mlopsmortem-warm").start()
+        threading.Thread(target=warm_up, args=(datasette, state), name="mlopsmortem-warm").start()
 
     return inner
 
 
 @hookimpl
 def prepare_jinja2_environment(env, datasette):
-    """Make the templates beside this module visible, ahead of Datasette's defaults."""
-    path = str(TEMPLATES)
-    loaders = getattr(env.loader, "loaders", None)
-    if not loaders:
-        return
-    first = loaders[0]
-    if isinstance(first, FileSystemLoader):
-        if path not in first.searchpath:
-            first.searchpath.insert(max(0, len(first.searchpath) - 1), path)
-    else:
-        loaders.insert(0, FileSystemLoader([path]))
+    """Look templates up in the instance's own template directory (`--template-dir`: a user's
+    templates win, as in Datasette), then in plugins/templates, then wherever Datasette looks."""
+    paths = [str(datasette.template_dir)] if datasette.template_dir else []
+    paths.append(str(TEMPLATES))
+    if isinstance(env.loader, ChoiceLoader) and env.loader.loaders:
+        first = env.loader.loaders[0]
+        if isinstance(first, FileSystemLoader) and first.searchpath == paths:
+            return  # already in front
+    env.loader = ChoiceLoader([FileSystemLoader(paths), env.loader])
 
 
 # --------------------------------------------------------------------------- SQL functions
 
 
-def _sql_functions(datasette: Any) -> tuple[Any, Any]:
-    config = plugin_config(datasette)
-    model_name = str(config.get("model") or DEFAULT_MODEL)
-    max_chars = int(config.get("max_query_chars") or Settings().max_query_chars)
-
-    def mm_embed(text: Any) -> bytes | None:
-        if text is None:
-            return None
-        text = str(text).strip()
-        if not text:
-            return None
-        if len(text) > max_chars:
-            raise ValueError(f"mm_embed: text is longer than {max_chars} characters")
-        return encode_vector(query_vector(text, model_name))
-
-    def mm_model() -> str:
-        return model_key(model_name)
-
-    return mm_embed, mm_model
-
-
 @hookimpl
 def prepare_connection(conn, database, datasette):
-    mm_embed, mm_model = _sql_functions(datasette)
+    config = plugin_config(datasette)
+    mm_embed, mm_model = text_functions(
+        str(config.get("model") or DEFAULT_MODEL),
+        int(config.get("max_query_chars") or Settings().max_query_chars),
+    )
     conn.create_function("mm_cosine", 2, mm_cosine, deterministic=True)
     conn.create_function("mm_embed", 1, mm_embed, deterministic=True)
     conn.create_function("mm_model", 0, mm_model, deterministic=True)
@@ -175,57 +149,6 @@ def _css_version() -> str:
 
 def _css_context(datasette: Any) -> str:
     return datasette.urls.path("-/mlopsmortem.css") + "?" + _css_version()
-
-
-def _facet_views(datasette: Any, params: Params, facets: dict[str, Any]) -> list[dict[str, Any]]:
-    groups = []
-    for name, items in facets.items():
-        entries = []
-        for item in items:
-            if name == "since":
-                change = {"since": None if item["selected"] else item["value"]}
-                label = f"{item['value']} or later"
-            else:
-                current = getattr(params, name)
-                if item["selected"]:
-                    kept = [v for v in current if v.lower() != str(item["value"]).lower()]
-                else:
-                    kept = [*current, item["value"]]
-                change = {name: kept}
-                label = str(item["value"])
-            entries.append(
-                {
-                    **item,
-                    "label": label,
-                    "url": search_url(datasette, params, offset=0, **change),
-                }
-            )
-        if entries:
-            groups.append({"name": name, "title": FACET_TITLES[name], "items": entries})
-    return groups
-
-
-def _active_filters(datasette: Any, params: Params) -> list[dict[str, str]]:
-    active = []
-    for name in FILTERS:
-        for value in getattr(params, name):
-            kept = [v for v in getattr(params, name) if v != value]
-            active.append(
-                {
-                    "name": FACET_TITLES[name],
-                    "value": value,
-                    "url": search_url(datasette, params, offset=0, **{name: kept}),
-                }
-            )
-    if params.since is not None:
-        active.append(
-            {
-                "name": "Year",
-                "value": f"{params.since} or later",
-                "url": search_url(datasette, params, offset=0, since=None),
-            }
-        )
-    return active
 
 
 async def _no_database(datasette: Any, request: Any, as_json: bool) -> Response:
@@ -287,38 +210,16 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
     except ModelError as exc:
         error = f"{exc} (keyword search still works: mode=keyword)"
         status = 503
+    next_url = None
+    if more and params.offset + params.n <= MAX_OFFSET:
+        next_url = search_url(datasette, params, json=as_json, offset=params.offset + params.n)
     if as_json:
         if error:
             return error_response(datasette, error, status)
-        next_url = None
-        if more and params.offset + params.n <= MAX_OFFSET:
-            next_url = datasette.absolute_url(
-                request, search_url(datasette, params, json=True, offset=params.offset + params.n)
-            )
-        data: dict[str, Any] = {
-            "ok": True,
-            "database": state.database,
-            "query": params.q,
-            "mode": params.mode,
-            "filters": {
-                "component": params.component,
-                "impact": params.impact,
-                "since": params.since,
-                "source": params.source,
-                "link_status": params.link_status,
-            },
-            "n": params.n,
-            "offset": params.offset,
-            "count": len(hits),
-            "results": [hit_dict(datasette, state, h) for h in hits],
-            "next": next_url,
-        }
-        if params.facets:
-            data["facets"] = facets
-        return json_response(datasette, data)
-    next_url = prev_url = None
-    if more and params.offset + params.n <= MAX_OFFSET:
-        next_url = search_url(datasette, params, offset=params.offset + params.n)
+        return json_response(
+            datasette, search_body(datasette, request, state, params, hits, next_url, facets)
+        )
+    prev_url = None
     if params.offset:
         prev_url = search_url(datasette, params, offset=max(0, params.offset - params.n))
     context = {
@@ -326,8 +227,8 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         "modes": MODES,
         "error": error,
         "hits": [hit_view(datasette, state, h, params, back=params) for h in hits],
-        "facet_groups": _facet_views(datasette, params, facets) if facets else [],
-        "active_filters": _active_filters(datasette, params),
+        "facet_groups": facet_groups(datasette, params, facets) if facets else [],
+        "active_filters": active_filters(datasette, params),
         "next_url": next_url,
         "prev_url": prev_url,
         "first_rank": params.offset + 1,
@@ -361,24 +262,10 @@ async def similar_view(datasette, request):
             return error_response(datasette, str(exc), exc.status)
         return Response.text(str(exc), status=exc.status)
 
-    def work(conn: sqlite3.Connection) -> tuple[Any, list[Any], str | None]:
-        rows = dict_rows(
-            conn,
-            "SELECT s.id, s.title, s.url, s.publisher, s.year, pg.link_status"
-            " FROM stories s LEFT JOIN pages pg ON pg.story_id = s.id WHERE s.id = ?",
-            [story_id],
-        )
-        if not rows:
-            raise NotFoundError(f"no story with id {story_id!r}")
-        try:
-            with library_connection(conn, state.time_limit_ms):
-                hits = similar(library_db(conn), story_id, settings=state.settings, limit=n)
-        except SearchError as exc:
-            return rows[0], [], str(exc)
-        return rows[0], hits, None
-
     try:
-        story, hits, note = await execute(datasette, state, work)
+        story, hits, note = await execute(
+            datasette, state, lambda conn: similar_stories(conn, state, story_id, n)
+        )
     except NotFoundError as exc:
         if as_json:
             return error_response(datasette, str(exc), 404)
@@ -401,7 +288,7 @@ async def similar_view(datasette, request):
                 "story": story,
                 "n": n,
                 "count": len(hits),
-                "results": [hit_dict(datasette, state, h) for h in hits],
+                "results": [hit_dict(state, h) for h in hits],
                 "note": note,
             },
         )
@@ -447,18 +334,6 @@ def register_routes(datasette):
         (r"^/-/similar/(?P<story_id>[^/]+?)(?P<ext>\.json)?$", similar_view),
         (r"^/-/mlopsmortem\.css$", stylesheet),
     ]
-
-
-@hookimpl
-def asgi_wrapper(datasette):
-    """The JSON search API answered in front of Datasette's router when the router would
-    decide nothing (no cookie, no credentials, no rule or plugin that could): 0.13-0.2 ms
-    less a request, the same bytes. See mlopsmortem.web.direct."""
-    if not config_flag(plugin_config(datasette), "direct_json", True):
-        return lambda app: app
-    return lambda app: direct_json_route(
-        datasette, app, path="/-/search.json", view=search_json, wrapper_hook=asgi_wrapper
-    )
 
 
 @hookimpl

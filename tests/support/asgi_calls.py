@@ -1,6 +1,6 @@
-"""One HTTP request straight into an ASGI app, with no client library between: used by the
-tests that compare answers byte for byte (headers included) and by bench/serve.py, which times
-the app without a client's own cost."""
+"""One HTTP request straight into an ASGI app, with no client library between: used by
+bench/serve.py (through bench/serve_clients.py), which times the app without a client's own
+cost, and by any test that needs an answer's exact bytes and headers."""
 
 from __future__ import annotations
 

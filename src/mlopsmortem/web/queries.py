@@ -1,8 +1,10 @@
 """What the plugin's pages run on Datasette's connections to the knowledge base.
 
-Library calls (`mlopsmortem.search.run`) and the pages' own queries (facet counts, story details)
-run in Datasette's SQL executor threads under a time limit, on plain tuple rows; a time-limit
-hit becomes a 503 `BadRequest`. Request parsing and result shapes are in `mlopsmortem.web.params`.
+Library calls (`mlopsmortem.search.run`) and the pages' own queries (facet counts, story
+details) run through `datasette.get_database(...).execute_fn`, on Datasette's SQL threads,
+under the plugin's time limit and on plain tuple rows; a time-limit hit becomes a 503
+`BadRequest`. The warm-up thread started at startup loads the model and vectors ahead of the
+first search.
 """
 
 from __future__ import annotations
@@ -18,22 +20,19 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from mlopsmortem.errors import SearchError
+from mlopsmortem.errors import NotFoundError, SearchError
 from mlopsmortem.passages.embed import model_key
 from mlopsmortem.search.filters import story_filter_sql
 from mlopsmortem.search.keyword import stories_containing
 from mlopsmortem.search.run import search, similar
 from mlopsmortem.search.vectors import cached_query_vector, vector_index
-from mlopsmortem.web.params import (
-    SIMILAR_ON_ROW_PAGE,
-    BadRequest,
-    Params,
-    State,
-    query_vector,
-    safe_href,
-)
+from mlopsmortem.web.links import safe_href
+from mlopsmortem.web.model import query_vector
+from mlopsmortem.web.params import BadRequest, Params
+from mlopsmortem.web.state import State
 
 T = TypeVar("T")
+SIMILAR_ON_ROW_PAGE = 5  # similar stories shown on a story's row page
 
 # the plugin's logger: its warm-up runs here
 log = logging.getLogger("mlopsmortem.plugin")
@@ -47,7 +46,7 @@ def library_connection(conn: sqlite3.Connection, time_limit_ms: int) -> Iterator
     """Datasette's read connection, set up for a library call and restored afterwards.
 
     The call is interrupted after `time_limit_ms` (a progress handler, as Datasette's own
-    sqlite_timelimit, checked every 10,000 SQLite instructions: about a millisecond); rows
+    sqlite_timelimit, checked every 10,000 SQLite instructions); rows
     come back as plain tuples instead of Datasette's sqlite3.Row, which the library does not
     need. The connection belongs to the executor thread running this call, so nothing else
     sees the change."""
@@ -70,58 +69,15 @@ def library_db(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
 
 
-# How often a knowledge base served inline is counted again: a crawl may grow it while it
-# is served.
-INLINE_RECHECK_SECONDS = 30.0
-# An inline call slower than this sends the following INLINE_RECHECK_SECONDS of work to the
-# SQL threads: whatever made it slow (a table the counts do not bound, a busy disk) blocked
-# every other request meanwhile.
-INLINE_SLOW_SECONDS = 0.025
-
-
-def inline_connection(datasette: Any, state: State) -> sqlite3.Connection:
-    """This thread's connection to the knowledge base, opened on first use and prepared the
-    way Datasette opens and prepares its own: read-only (immutable for a file served with
-    `-i`), its text decoding, cache size and every plugin's `prepare_connection`."""
-    conn = getattr(state.local, "conn", None)
-    if conn is None:
-        conn = datasette.get_database(state.database).connect()
-        datasette._prepare_connection(conn, state.database)  # what execute_fn's threads do
-        state.local.conn = conn
-    return conn
-
-
-def runs_inline(datasette: Any, state: State) -> bool:
-    """Whether the knowledge base is small enough to query on the event loop's thread: at
-    most inline_max_passages passages and as many stories (the facet and feed queries scan
-    stories). The counts stop at the limit, so the check is cheap at any size; it is repeated
-    every INLINE_RECHECK_SECONDS."""
-    if state.inline_max_passages <= 0:
-        return False
-    now = time.monotonic()
-    if now - state.inline_checked_at >= INLINE_RECHECK_SECONDS:
-        conn = inline_connection(datasette, state)
-        limit = state.inline_max_passages
-        state.inline = all(
-            conn.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT ?)", (limit + 1,)
-            ).fetchone()[0]
-            <= limit
-            for table in ("passages", "stories")  # constants, not input
-        )
-        state.inline_checked_at = now
-    return state.inline
-
-
 def strict_utf8_first(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    """fn, run with SQLite's own UTF-8 decoding, and once more with Datasette's if some text in
-    the database is not valid UTF-8.
+    """fn, run with SQLite's own UTF-8 decoding, and once more with the connection's own
+    decoding if some text in the database is not valid UTF-8.
 
-    Datasette's connections decode text with a Python function that replaces bad bytes; called
-    for each of the 250 or so strings a cached search reads on the demo database, it costs
-    0.08 ms, a twentieth of the search. The calls run here are read-only, so running one again
-    is safe; a knowledge base holding bad bytes (crawled pages are stored decoded, so it takes a
-    hand edit) pays for its searches twice and still gets Datasette's replacement characters."""
+    Datasette's connections decode text with a Python function that replaces bad bytes, which
+    costs a call per string read; SQLite's decoder does the same work natively. The calls run
+    here are read-only, so running one again is safe: a knowledge base holding bad bytes (it
+    takes a hand edit) pays for its searches twice and still gets Datasette's replacement
+    characters."""
 
     def run(conn: sqlite3.Connection) -> T:
         lenient = conn.text_factory
@@ -145,25 +101,10 @@ UNDECODABLE = "Could not decode to UTF-8"
 async def execute(
     datasette: Any, state: State, fn: Callable[[sqlite3.Connection], T], *, what: str = "search"
 ) -> T:
-    """fn(conn) on a read connection of the knowledge base; a time-limit hit is a 503.
-
-    Usually on one of Datasette's SQL threads. A small knowledge base (`runs_inline`) is
-    queried on the calling (event loop) thread instead: its searches are a few milliseconds of
-    mostly GIL-holding Python, which a worker thread would not run concurrently anyway, and
-    the hop there and back (0.3-0.7 ms on a loaded 2-core machine) is a quarter of a cached
-    search. The time limit applies on both paths; a slow inline call (INLINE_SLOW_SECONDS)
-    moves the next calls to the SQL threads."""
+    """fn(conn) on one of Datasette's read connections to the knowledge base, in its SQL
+    threads (`Database.execute_fn`); a time-limit hit (`library_connection`) is a 503."""
     fn = strict_utf8_first(fn)
     try:
-        if runs_inline(datasette, state):
-            started = time.monotonic()
-            try:
-                return fn(inline_connection(datasette, state))
-            finally:
-                finished = time.monotonic()
-                if finished - started > INLINE_SLOW_SECONDS:
-                    state.inline = False
-                    state.inline_checked_at = finished
         return await datasette.get_database(state.database).execute_fn(fn)
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
@@ -176,10 +117,9 @@ async def execute(
 
 
 async def embed_first(state: State, params: Params) -> None:
-    """Embed the query outside the SQL threads; search() then finds the vector in its cache.
-
-    A query whose vector is cached already (a repeated search, the next page) skips the hop
-    to a worker thread and back."""
+    """Embed the query on a worker thread of the event loop's default executor, so the model
+    never holds one of Datasette's SQL threads; search() then finds the vector in its cache.
+    A query whose vector is cached already (a repeated search, the next page) goes straight on."""
     if params.q and params.mode != "keyword":
         if cached_query_vector(params.q, state.settings.model_name) is not None:
             return
@@ -234,8 +174,8 @@ def facet_counts(conn: sqlite3.Connection, params: Params) -> dict[str, list[dic
     searches rank every story passing the filters (by meaning when not by words), so theirs
     are of all of them."""
     filters = params.filters()
-    # found once, passed to each count as a JSON array: the five counts re-running the FTS5
-    # query took 180 ms at 100k passages, this 100
+    # found once, passed to each count as a JSON array, instead of each count re-running the
+    # FTS5 query
     found = stories_containing(conn, params.q) if params.mode == "keyword" else None
     found_json = None if found is None else json.dumps(found)
 
@@ -301,6 +241,27 @@ def dict_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[dic
     return [{name: row[i] for i, name in enumerate(names)} for row in cursor.fetchall()]
 
 
+def similar_stories(
+    conn: sqlite3.Connection, state: State, story_id: str, n: int
+) -> tuple[dict[str, Any], list[Any], str | None]:
+    """(the story, its n nearest stories, a note when it has none to compare: no vectors).
+    NotFoundError for an unknown story."""
+    rows = dict_rows(
+        conn,
+        "SELECT s.id, s.title, s.url, s.publisher, s.year, pg.link_status"
+        " FROM stories s LEFT JOIN pages pg ON pg.story_id = s.id WHERE s.id = ?",
+        [story_id],
+    )
+    if not rows:
+        raise NotFoundError(f"no story with id {story_id!r}")
+    try:
+        with library_connection(conn, state.time_limit_ms):
+            hits = similar(library_db(conn), story_id, settings=state.settings, limit=n)
+    except SearchError as exc:
+        return rows[0], [], str(exc)
+    return rows[0], hits, None
+
+
 def story_details(conn: sqlite3.Connection, state: State, story_id: str) -> dict[str, Any] | None:
     """Tags with evidence, page and link status, page history, list entries, neighbours."""
     stories = dict_rows(
@@ -354,18 +315,23 @@ def story_details(conn: sqlite3.Connection, state: State, story_id: str) -> dict
     return details
 
 
-def warm_up(state: State, connect: Callable[[], sqlite3.Connection]) -> None:
-    """Background thread at startup: load the model, embed once, read the vectors into memory,
-    so that the first searches do not wait for them."""
+def warm_up(datasette: Any, state: State) -> None:
+    """Load the model, embed once and read the vectors into memory, so that the first searches
+    do not wait for them. Runs on a thread of its own (the startup hook starts it); a failure
+    is logged, never raised: searches then load what they need themselves."""
     try:
         query_vector("warm up the model", state.settings.model_name)
     except Exception as exc:  # noqa: BLE001 - a warm-up failure must never kill the server
         log.warning("mlopsmortem: could not load the embedding model: %s", exc)
-    try:
-        conn = connect()  # as Datasette opens its own: read-only, or immutable with -i
+
+    def preload(conn: sqlite3.Connection) -> None:
+        row_factory, conn.row_factory = conn.row_factory, None  # plain tuples, as for searches
         try:
             vector_index(library_db(conn), model_key(state.settings.model_name)).refresh(conn)
         finally:
-            conn.close()
+            conn.row_factory = row_factory
+
+    try:
+        asyncio.run(datasette.get_database(state.database).execute_fn(preload))
     except Exception as exc:  # noqa: BLE001
         log.warning("mlopsmortem: could not preload the vectors: %s", exc)

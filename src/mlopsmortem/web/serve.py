@@ -140,9 +140,8 @@ def open_when_ready(
 
 def embed_queries_single_threaded() -> None:
     """One torch thread for this process. A server embeds one short query at a time, which a
-    single thread does faster (p50 10.4 ms against 12.1 with two, here) and without the stalls
-    of two OpenMP threads waiting on each other while another process keeps a core busy
-    (100-500 ms seen, against 9-22 ms with one thread)."""
+    single thread does faster, and without the stalls of two OpenMP threads waiting on each
+    other while another process keeps a core busy (figures: docs/serving.md)."""
     import torch
 
     torch.set_num_threads(1)

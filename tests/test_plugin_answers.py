@@ -1,4 +1,4 @@
-"""The serving shortcuts of the plugin give the same answers as the long way round.
+"""What the plugin's answers are built from, checked against the long way round.
 
 * the query-vector cache can be looked up without embedding, and `embed_first` then skips its
   worker thread;
@@ -25,8 +25,10 @@ from datasette.utils import tilde_encode
 from mlopsmortem.db import open_db
 from mlopsmortem.search import vectors as vector_index
 from mlopsmortem.web import queries as web_sql
-from mlopsmortem.web.params import Params, hit_dict, hit_view, kb_state
+from mlopsmortem.web.params import Params
+from mlopsmortem.web.results import hit_dict, hit_view
 from mlopsmortem.web.serve import DATASETTE_SETTINGS
+from mlopsmortem.web.state import kb_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +117,7 @@ def datasette(tmp_path: Path) -> Datasette:
 def test_hit_links_equal_datasettes_url_builders(datasette, story_id) -> None:
     state = asyncio.run(kb_state(datasette))
     assert state is not None
-    data = hit_dict(datasette, state, Hit(story_id))
+    data = hit_dict(state, Hit(story_id))
     assert data["story_url"] == datasette.urls.row("kb", "stories", tilde_encode(story_id))
     assert data["story_url"].startswith("/kb/kb/stories/")
     quoted = urllib.parse.quote(story_id, safe="")

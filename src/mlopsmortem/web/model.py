@@ -1,0 +1,73 @@
+"""The embedding model as the web layer uses it, and the SQL functions built on it.
+
+The model is loaded once per process (concurrent first requests wait for the one loading it);
+`mm_cosine`, `mm_embed` and `mm_model` are what the plugin registers on every connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mlopsmortem.passages.embed import decode_vector, encode_vector, load_model, model_key
+from mlopsmortem.search.vectors import embed_query
+
+# Process-wide like the model cache of mlopsmortem.passages.embed they guard: the lock makes
+# concurrent first requests wait for the one loading the model instead of each loading a copy.
+_MODEL_LOCK = threading.Lock()
+_LOADED: set[str] = set()
+
+
+def ensure_model(model_name: str) -> None:
+    """Load the model once per process; concurrent callers wait for the one loading it."""
+    if model_name in _LOADED:
+        return
+    with _MODEL_LOCK:
+        if model_name not in _LOADED:
+            load_model(model_name)
+            _LOADED.add(model_name)
+
+
+def query_vector(text: str, model_name: str) -> np.ndarray:
+    """The query vector of text (cached per process by the library)."""
+    ensure_model(model_name)
+    return embed_query(text, model_name)
+
+
+def mm_cosine(a: Any, b: Any) -> float | None:
+    """The mm_cosine SQL function: cosine of two float32 vector BLOBs, else NULL."""
+    if not isinstance(a, bytes | memoryview) or not isinstance(b, bytes | memoryview):
+        return None
+    if len(a) != len(b) or not len(a) or len(a) % 4:
+        return None
+    va, vb = decode_vector(bytes(a)), decode_vector(bytes(b))
+    norms = float(np.sqrt(np.dot(va, va) * np.dot(vb, vb)))
+    if norms == 0.0:
+        return None
+    return float(np.dot(va, vb)) / norms
+
+
+def text_functions(
+    model_name: str, max_chars: int
+) -> tuple[Callable[[Any], bytes | None], Callable[[], str]]:
+    """The mm_embed(text) and mm_model() SQL functions of a model: the query vector BLOB of a
+    text (NULL for none; longer than max_chars is an error), and the name its embeddings are
+    stored under."""
+
+    def mm_embed(text: Any) -> bytes | None:
+        if text is None:
+            return None
+        text = str(text).strip()
+        if not text:
+            return None
+        if len(text) > max_chars:
+            raise ValueError(f"mm_embed: text is longer than {max_chars} characters")
+        return encode_vector(query_vector(text, model_name))
+
+    def mm_model() -> str:
+        return model_key(model_name)
+
+    return mm_embed, mm_model
