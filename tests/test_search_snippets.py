@@ -20,9 +20,6 @@ from mlopsmortem.search.snippets import (
     text_passages_with_words,
 )
 from tests.support.knowledge_base import STORIES
-from tests.test_search import kb, kb_copy, kbdb
-
-__all__ = ["kb", "kb_copy", "kbdb"]  # fixtures used below
 
 TITLES = [s for s in STORIES if not s.removed]
 
