@@ -39,6 +39,7 @@ demo: setup
 	$(BIN)/mlopsmortem demo --db demo.db --open
 
 bench: setup
+	$(BIN)/python -m bench.real
 	$(BIN)/python -m bench.quality
 	$(BIN)/python -m bench.extract
 	$(BIN)/python -m bench.tagging
