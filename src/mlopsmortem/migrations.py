@@ -280,3 +280,37 @@ def m006_page_bodies(db: sqlite_utils.Database) -> None:
             "SELECT story_id, body FROM pages WHERE body IS NOT NULL"
         )
         db.execute("ALTER TABLE pages DROP COLUMN body")
+
+
+@migration(7, "site chrome: extracted texts before cross-page filtering, dropped blocks")
+def m007_site_chrome(db: sqlite_utils.Database) -> None:
+    # documents.text is the text without the blocks that repeat across pages of one host
+    # (extract/sitechrome.py); the extractor's own text stays here, so a host can be filtered
+    # again whenever one of its pages changes. `pending` marks hosts to filter again.
+    db["extracted_texts"].create(
+        {
+            "story_id": str,
+            "host": str,
+            "text": str,  # as the extractor returned it; null when there is no text
+            "text_hash": str,
+            "pending": int,  # 1 until the host's chrome filter has seen this text
+            "min_pages": int,  # Settings.chrome_min_pages of the last filtering
+            "chrome_blocks": int,  # blocks dropped from documents.text
+            "chrome_chars": int,  # their characters
+        },
+        pk="story_id",
+        foreign_keys=[("story_id", "stories", "id")],
+        if_not_exists=True,
+    )
+    db["extracted_texts"].create_index(["host"], if_not_exists=True)
+    db["site_chrome"].create(
+        {"host": str, "block_hash": str, "pages": int, "text": str},
+        pk=("host", "block_hash"),
+        if_not_exists=True,
+    )
+    # documents stored before this migration hold the extractor's text, still unfiltered; the
+    # next filtering pass fills in their host (null here) from `pages`
+    db.execute(
+        "INSERT OR IGNORE INTO extracted_texts (story_id, text, text_hash, pending, "
+        "chrome_blocks, chrome_chars) SELECT story_id, text, text_hash, 1, 0, 0 FROM documents"
+    )

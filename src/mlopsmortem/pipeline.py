@@ -131,7 +131,10 @@ def run_extract(settings: Settings, everything: bool) -> ExtractReport:
             total = db["page_bodies"].count
             bar.start(total)
             report = extract_stored(
-                db, everything=everything, on_page=lambda _sid, _outcome: bar.advance()
+                db,
+                everything=everything,
+                on_page=lambda _sid, _outcome: bar.advance(),
+                settings=settings,
             )
         run.counts = asdict(report)
     return report

@@ -65,6 +65,15 @@ class Settings:
     max_age: float | None = None  # seconds; pages fetched more recently are skipped
     force: bool = False
 
+    # extraction
+    # A text block (paragraph, heading, list, table) found word for word on this many distinct
+    # pages of one host is site chrome (status-page component lists, "Subscribe to updates",
+    # resolved-banners, related posts) and is dropped from documents.text. Two pages of one
+    # site can share a quoted error or a pasted sentence by coincidence; three repeating a
+    # block verbatim is a template. Hosts with fewer pages are never filtered. See
+    # mlopsmortem.extract.sitechrome for the safeguards (titles, headings, whole texts).
+    chrome_min_pages: int = 3
+
     # embedding and search
     model_name: str = DEFAULT_MODEL
     batch_size: int = 32

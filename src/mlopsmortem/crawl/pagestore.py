@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from mlopsmortem.crawl.fetch import FetchResult
+from mlopsmortem.crawl.sitechrome import record_extracted, site_host
 from mlopsmortem.db import utcnow
 from mlopsmortem.errors import FetchError
 from mlopsmortem.extract.document import Document
@@ -200,7 +201,8 @@ class PageStore:
                         }
                     )
                 if document is not None:
-                    store_document(self.db, row["id"], digest, document)
+                    host = site_host(row["canonical_url"], result.final_url, status)
+                    store_document(self.db, row["id"], digest, document, host=host)
             if previous is None:
                 self.db["pages"].insert(values)
             else:
@@ -216,8 +218,12 @@ class PageStore:
 
 
 def store_document(
-    db: sqlite_utils.Database, story_id: str, page_hash: str, document: Document
+    db: sqlite_utils.Database, story_id: str, page_hash: str, document: Document, *, host: str
 ) -> None:
+    """Store a page's extracted document; call inside a transaction. `documents.text` holds
+    the extractor's text until `crawl.sitechrome.filter_site_chrome` drops the chrome shared
+    with other pages of `host` (the site, as `site_host` names it)."""
+    record_extracted(db, story_id, host, document.text, document.text_hash)
     db["documents"].upsert(
         {
             "story_id": story_id,

@@ -37,6 +37,7 @@ from mlopsmortem.crawl.pagestore import (
     decompress,
     store_document,
 )
+from mlopsmortem.crawl.sitechrome import ChromeReport, filter_site_chrome, site_host
 from mlopsmortem.errors import (
     ExtractError,
     FetchError,
@@ -273,6 +274,7 @@ def fetch_stories(
     if on_start:
         on_start(len(rows))
     asyncio.run(crawl_pages(db, settings, rows, report, on_page=on_page))
+    filter_site_chrome(db, settings)
     return report
 
 
@@ -281,16 +283,24 @@ class ExtractReport:
     extracted: int = 0
     unchanged: int = 0
     no_text: int = 0
+    chrome_hosts: int = 0  # hosts whose cross-page chrome was filtered again
+    chrome_pages: int = 0  # pages that lost at least one block as site chrome
 
 
 def extract_stored(
-    db: sqlite_utils.Database, *, everything: bool = False, on_page: ProgressCallback | None = None
+    db: sqlite_utils.Database,
+    *,
+    everything: bool = False,
+    on_page: ProgressCallback | None = None,
+    settings: Settings | None = None,
 ) -> ExtractReport:
     """Re-extract stored bodies offline: all with `everything`, else the ones whose
-    extractor version or page content differ from their document."""
+    extractor version or page content differ from their document; then drop the chrome
+    repeated across pages of each host whose pages changed (every host with `everything`)."""
     report = ExtractReport()
     rows = db.query(
-        "SELECT p.story_id, b.body, p.content_type, p.final_url, p.content_hash, "
+        "SELECT p.story_id, b.body, p.content_type, p.url, p.final_url, p.link_status, "
+        "p.content_hash, "
         "d.extractor_version, d.content_hash AS doc_hash, d.text_hash "
         "FROM pages p LEFT JOIN documents d ON d.story_id = p.story_id "
         "JOIN page_bodies b ON b.story_id = p.story_id ORDER BY p.story_id"
@@ -303,11 +313,14 @@ def extract_stored(
         document = extract_or_explain(
             decompress(row["body"]), row["content_type"], row["final_url"] or ""
         )
+        host = site_host(row["url"], row["final_url"], row["link_status"])
         with db.conn:
-            store_document(db, row["story_id"], row["content_hash"], document)
+            store_document(db, row["story_id"], row["content_hash"], document, host=host)
         report.extracted += 1
         if document.text is None:
             report.no_text += 1
         if on_page:
             on_page(row["story_id"], "extracted")
+    chrome: ChromeReport = filter_site_chrome(db, settings or Settings(), everything=everything)
+    report.chrome_hosts, report.chrome_pages = chrome.hosts, chrome.pages
     return report
