@@ -85,8 +85,9 @@ def test_hybrid_lists_far_semantic_only_stories_last(kb, kbdb, query, expected) 
     cosine = {
         h.id: h.score for h in search(kbdb, query, settings=kb[1], mode="semantic", limit=100)
     }
-    floor = max(cosine.values()) - Tuning().semantic_margin
-    hits = search(kbdb, query, settings=kb[1], mode="hybrid", limit=100)
+    margin = Tuning(semantic_margin=0.2)
+    floor = max(cosine.values()) - margin.semantic_margin
+    hits = search(kbdb, query, settings=kb[1], mode="hybrid", limit=100, tuning=margin)
     far = [i for i, h in enumerate(hits) if h.matched_by == "semantic" and cosine[h.id] < floor]
     assert far, "the query should have stories far from the best one"
     assert far == list(range(len(hits) - len(far), len(hits)))

@@ -2,9 +2,10 @@
 
 Reciprocal rank fusion (RRF): a story scores the sum over the rankings that found it of
 1 / (tuning.rrf_k + rank), its keyword vote weighted by the share of query words it matched to
-the power tuning.coverage_power. A story gets a semantic vote only when its cosine is within
-tuning.semantic_margin of the best story's; stories only semantic search found, below that,
-follow every story with a vote. Ties go to the better semantic, then keyword, rank.
+the power tuning.coverage_power. With a tuning.semantic_margin (none by default), a story gets
+a semantic vote only when its cosine is within it of the best story's; stories only semantic
+search found, below that, follow every story with a vote. Ties go to the better semantic,
+then keyword, rank.
 Why these choices: docs/search.md.
 """
 

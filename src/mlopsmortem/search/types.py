@@ -27,11 +27,12 @@ class Tuning:
     common_fraction: float | None = 0.05
     common_min_rows: int = 1000
     # hybrid: a keyword vote counts coverage ** coverage_power (coverage = share of query words
-    # matched); 0 = plain RRF
-    coverage_power: float = 2.0
+    # matched), so a story matching few of a long query's words adds little; 0 = plain RRF
+    coverage_power: float = 4.0
     # hybrid: a story gets a semantic vote only if its cosine is within this margin of the best
-    # story's; None = always
-    semantic_margin: float | None = 0.2
+    # story's; None = always (the default: on real postmortems the margin cost more than it
+    # saved, docs/search.md)
+    semantic_margin: float | None = None
 
 
 DEFAULT_TUNING = Tuning()
