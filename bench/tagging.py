@@ -32,14 +32,14 @@ from pathlib import Path
 
 import sqlite_utils
 
-from mlopsmortem.db import open_db, utcnow
+from bench.tagging_real import fmt, say, section_real
+from mlopsmortem.db import open_db
 from mlopsmortem.lists.ingest import ingest_sources, spec_from_argument
 from mlopsmortem.passages.embed import embed_passages
 from mlopsmortem.passages.sync import sync_passages
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.calibration import calibration_path, write_calibration
 from mlopsmortem.tagging.fitting import (
-    Figures,
     StoryAnalysis,
     analyse_stories,
     calibrate,
@@ -47,23 +47,11 @@ from mlopsmortem.tagging.fitting import (
 )
 from mlopsmortem.tagging.run import tag_stories
 from mlopsmortem.tagging.taxonomy import load_taxonomy, map_list_item
-from mlopsmortem.urls import canonicalize, story_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
 DEMO = ROOT / "data" / "demo"
 SHARED = ROOT.parent / "shared" / "corpus"
-ARTICLE_GOLD = ROOT / "bench" / "shared_gold_tags.tsv"
-
-
-def say(*parts: object) -> None:
-    print(*parts, flush=True)
-
-
-def fmt(f: Figures) -> str:
-    return (
-        f"P {f.precision:.3f}  R {f.recall:.3f}  F1 {f.f1:.3f}  (tp {f.tp}, fp {f.fp}, fn {f.fn})"
-    )
 
 
 def fmt_dict(d: Mapping[str, float]) -> str:
@@ -308,117 +296,13 @@ def section_coverage(args: argparse.Namespace) -> None:
             say("    unmapped: " + "; ".join(unmapped))
 
 
-# --------------------------------------------------------------------------- real articles
-
-
-def section_articles(args: argparse.Namespace) -> None:
-    say("\n== text taggers on real postmortems (no list tags)")
-    articles = SHARED / "articles"
-    index = articles / "INDEX.tsv"
-    if not index.exists():
-        say(f"  skipped: {index} not found")
-        return
-    work = args.workdir / "articles.db"
-    for leftover in work.parent.glob(work.name + "*"):
-        leftover.unlink()
-    settings = Settings(db_path=work, quiet=True)
-    db = open_db(work)
-    now = utcnow()
-    rows = list(csv.DictReader(index.open(newline=""), delimiter="\t"))
-    with db.conn:
-        for row in rows:
-            url = canonicalize(row["url"])
-            sid = story_id(url)
-            text = (articles / row["file"]).read_text(encoding="utf-8")
-            db["stories"].insert(
-                {
-                    "id": sid,
-                    "url": row["url"],
-                    "canonical_url": url,
-                    "title": row["title"],
-                    "first_seen": now,
-                    "last_seen": now,
-                }
-            )
-            db["documents"].insert(
-                {"story_id": sid, "title": row["title"], "text": text, "word_count": 0}
-            )
-            row["id"] = sid
-    sync_passages(db, settings=settings)
-    embed_passages(db, settings, progress=False)
-    started = time.perf_counter()
-    report = tag_stories(db, settings)
-    say(
-        f"  {report.tagged} articles, {report.tags} tags {dict(report.by_method)} in "
-        f"{time.perf_counter() - started:.2f}s"
-    )
-    both = 0
-    for row in rows:
-        story = db.execute(
-            "SELECT components, impacts FROM stories WHERE id = ?", [row["id"]]
-        ).fetchone()
-        semantic = [
-            f"{tag} {conf:.2f}"
-            for tag, conf in db.execute(
-                "SELECT tag, confidence FROM tags WHERE story_id = ? AND method = 'semantic'"
-                " ORDER BY confidence DESC",
-                [row["id"]],
-            )
-        ]
-        say(f"\n  {row['file']}\n    what happened: {row['what_happened']}")
-        say(f"    components: {', '.join(json.loads(story[0]))}")
-        say(f"    impacts:    {', '.join(json.loads(story[1])) or '-'}  (semantic: {semantic})")
-        both += {"outage", "partial-outage"} <= set(json.loads(story[1]))
-    # the two are exclusive by definition: a story carrying both has at least one wrong tag
-    say(f"\n  articles tagged both outage and partial-outage: {both} of {len(rows)}")
-    score_articles(db, rows)
-
-
-def read_article_gold() -> dict[str, tuple[set[str], set[str]]]:
-    """file -> (components, impacts) of bench/shared_gold_tags.tsv; components marked `?` are
-    outside the taxonomy (no tagger can find them) and are left out."""
-    gold = {}
-    with ARTICLE_GOLD.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            components = {c for c in row["components"].split(";") if c and not c.startswith("?")}
-            gold[row["file"]] = (components, {i for i in row["impacts"].split(";") if i})
-    return gold
-
-
-def score_articles(db: sqlite_utils.Database, rows: list[dict[str, str]]) -> None:
-    """The stored tags of the real articles against hand labels written before any tuning
-    (bench/shared_gold_tags.tsv): an unseen check of thresholds fitted on the fictional demo."""
-    gold = read_article_gold()
-    predicted_c: dict[str, set[str]] = {}
-    predicted_i: dict[str, set[str]] = {}
-    gold_c: dict[str, set[str]] = {}
-    gold_i: dict[str, set[str]] = {}
-    for row in rows:
-        if row["file"] not in gold:
-            continue
-        components, impacts = db.execute(
-            "SELECT components, impacts FROM stories WHERE id = ?", [row["id"]]
-        ).fetchone()
-        predicted_c[row["file"]] = set(json.loads(components))
-        predicted_i[row["file"]] = set(json.loads(impacts))
-        gold_c[row["file"]], gold_i[row["file"]] = gold[row["file"]]
-    say(f"\n-- against hand labels ({ARTICLE_GOLD.name}, {len(gold_i)} articles)")
-    say(f"  impacts    {fmt(score_sets(predicted_i, gold_i))}")
-    # the labels name the components materially involved; the rule also tags ones named in
-    # passing, so component precision here is a lower bound
-    say(f"  components {fmt(score_sets(predicted_c, gold_c))}")
-    misses: Counter[str] = Counter()
-    wrong: Counter[str] = Counter()
-    for name, wanted in gold_i.items():
-        misses.update(wanted - predicted_i[name])
-        wrong.update(predicted_i[name] - wanted)
-    say("  impact missed: " + ", ".join(f"{t} {n}" for t, n in misses.most_common(8)))
-    say("  impact wrong:  " + ", ".join(f"{t} {n}" for t, n in wrong.most_common(8)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sections", default="demo,coverage,articles")
+    parser.add_argument("--sections", default="demo,coverage,real")
+    parser.add_argument("--folds", type=int, default=5, help="real: cross-validation folds")
+    parser.add_argument(
+        "--shipped-only", action="store_true", help="real: score the shipped calibration only"
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mlopsmortem-bench-tagging"))
     parser.add_argument("--fresh", action="store_true", help="rebuild the demo knowledge base")
     parser.add_argument(
@@ -433,8 +317,8 @@ def main() -> None:
         section_demo(args)
     if "coverage" in sections:
         section_coverage(args)
-    if "articles" in sections:
-        section_articles(args)
+    if "real" in sections:
+        section_real(args)
 
 
 if __name__ == "__main__":

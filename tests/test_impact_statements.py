@@ -134,3 +134,54 @@ def test_an_exclusion_drops_a_statement_only_in_its_own_sentence(taxonomy):
     text = "We scheduled downtime for Friday. On Monday the API was down for 3 hours."
     found = find_statements(taxonomy.statement_rules, text)
     assert [m.alias for m in found] == ["was down for 3 hours"]
+
+
+# --------------------------------------------------------------------------- impact sections
+
+
+def test_an_impact_line_states_the_impact_but_the_same_words_in_running_text_do_not(
+    tag_settings,
+):
+    cause = "The fluent-bit buffer filled up while Elasticsearch was slow; log lines lost. " * 2
+    stated = "## Summary\n\nA slow Elasticsearch cluster.\n\n**Impact:** ~38 % of log lines lost.\n"
+    db = build(
+        tag_settings.db_path,
+        (S("stated", "A buffer story", text=stated), S("cause", "Another story", text=cause)),
+    )
+    tag_stories(db, tag_settings)
+    rows = {r["tag"]: r for r in story_tag_rows(db, "stated") if r["method"] == "rule"}
+    assert rows["lost-logs"]["evidence"].startswith("impact section: ")
+    assert "lost-logs" in facets(db, "stated")[1]
+    assert "lost-logs" not in facets(db, "cause")[1]
+
+
+def test_impact_spans_cover_headings_impact_lines_and_impact_sections():
+    from mlopsmortem.tagging.impact_statements import impact_spans
+
+    text = (
+        "# Search went down\n\nWe saw timeouts.\n\n- Impact: checkout errors\n\n"
+        "## Impact\n\nPayments failed for an hour.\n\nMore words.\n\n## Timeline\n\nlater timeouts"
+    )
+    covered = [text[a:b] for a, b in impact_spans(text)]
+    assert "Search went down" in covered
+    assert any("checkout errors" in c for c in covered)
+    assert any("Payments failed" in c and "More words" in c for c in covered)
+    assert not any("We saw timeouts" in c or "later timeouts" in c for c in covered)
+
+
+# --------------------------------------------------------------------------- list summaries
+
+
+def test_a_summary_only_story_is_tagged_from_its_summary(tag_settings):
+    summary = (
+        "A bad config pushed to every edge router took down the whole network for two hours; "
+        "PostgreSQL was fine."
+    )
+    db = build(tag_settings.db_path, (S("edge", "Example Corp", summary=summary),))
+    tag_stories(db, tag_settings)
+    rows = {r["tag"]: r for r in story_tag_rows(db, "edge") if r["method"] == "rule"}
+    assert rows["outage"]["evidence"].startswith("impact section: ")
+    # one mention in a one-paragraph summary is what the list author says was involved
+    assert rows["PostgreSQL"]["evidence"].startswith("1 mentions; first: ")
+    components, impacts = facets(db, "edge")
+    assert "outage" in impacts and "PostgreSQL" in components

@@ -169,3 +169,39 @@ def test_a_list_partial_outage_keeps_semantic_outage_off_until_exclusivity_is_re
     report = tag_stories(db, tag_settings)
     assert (report.tagged, report.revalidated) == (2, 0)
     assert "outage" in impacts("semantic")
+
+
+# --------------------------------------------------------------------------- fallback impact
+
+
+def test_fallback_tags_the_best_impact_of_a_story_that_would_have_none():
+    scores = SemanticScores(IMPACTS, np.array([0.2, -1.0]), (7, 8))
+    texts = {7: "The API returned errors.", 8: "Logs."}
+    assert semantic_tags(scores, calibration(), texts, {}) == []  # 0.2 < 0.5: nothing passes
+    with_fallback = calibration(fallback=True)
+    (tag,) = semantic_tags(scores, with_fallback, texts, {})
+    assert (tag.tag, tag.confidence) == ("outage", 0.5)  # exactly enough for stories.impacts
+    assert tag.evidence.startswith("fallback, the best-scored impact")
+    # not when another method tagged an impact, nor when the text says there was none
+    assert semantic_tags(scores, with_fallback, texts, {}, tagged={"lost-logs"}) == []
+    assert semantic_tags(scores, with_fallback, texts, {"no-user-impact": 1}) == []
+    assert semantic_decisions({"outage": 0.2}, 0.5, 0.5, fallback=True) == {"outage": 0.2}
+
+
+def test_a_summary_only_story_gets_semantic_impacts_from_its_summary(tag_settings, model):
+    from mlopsmortem.tagging.run import tag_stories
+    from mlopsmortem.tagging.store import story_tag_rows
+    from tests.support.tagging_kb import S, build
+
+    summary = (
+        "Over six weeks our churn model quietly got worse as the production features drifted "
+        "away from the training data, and its accuracy slid every week until we retrained it."
+    )
+    db = build(tag_settings.db_path, (S("churn", "Example Corp", summary=summary),))
+    report = tag_stories(db, tag_settings)
+    assert report.without_text == 0
+    semantic = {r["tag"]: r for r in story_tag_rows(db, "churn") if r["method"] == "semantic"}
+    assert "model-degradation" in semantic
+    assert semantic["model-degradation"]["evidence"].endswith(summary[:40] + "…") or (
+        "churn model" in semantic["model-degradation"]["evidence"]
+    )

@@ -28,6 +28,7 @@ class S:
     involved: tuple[str, ...] = ()
     impact: tuple[str, ...] = ()
     removed: bool = False
+    summary: str = ""  # the list's summary (a danluu entry); with no text, what is read
 
 
 def build(path: Path, stories: tuple[S, ...]) -> sqlite_utils.Database:
@@ -49,6 +50,7 @@ def add_story(db: sqlite_utils.Database, story: S, line: int, now: str) -> None:
             "canonical_url": url,
             "category": "failure story",
             "title": story.title,
+            "summary": story.summary or None,
             "first_seen": now,
             "last_seen": now,
             "removed_at": now if story.removed else None,

@@ -40,6 +40,8 @@ class Calibration:
     z_weight: float = 1.0
     mention_weight: float = 0.0
     intercept: float = 0.0
+    # a story left without any impact gets its best-scored one (semantic_decisions' fallback)
+    fallback: bool = False
 
     def score(self, z: float, mentions: int) -> float:
         """The semantic score of one impact of a story, compared with `top` / `other`."""
@@ -61,6 +63,7 @@ class Calibration:
                 "mean": dict(self.mean),
                 "std": dict(self.std),
                 "descriptions_digest": self.descriptions_digest,
+                "fallback": self.fallback,
             },
             "derivation": dict(self.derivation),
         }
@@ -91,6 +94,7 @@ class Calibration:
             z_weight=float(score["z"]),
             mention_weight=float(score["mentions"]),
             intercept=float(score["intercept"]),
+            fallback=bool(semantic.get("fallback", False)),
         )
 
 

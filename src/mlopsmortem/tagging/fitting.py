@@ -13,20 +13,14 @@ import numpy as np
 import sqlite_utils
 
 from mlopsmortem.db import utcnow
-from mlopsmortem.passages.embed import load_model, model_key
+from mlopsmortem.passages.embed import model_key
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.calibration import Calibration, descriptions_digest
 from mlopsmortem.tagging.inputs import live_story_ids, load_inputs
 from mlopsmortem.tagging.listtags import list_tags
 from mlopsmortem.tagging.logistic import fit_logistic
 from mlopsmortem.tagging.rules import Mentions, find_story_mentions
-from mlopsmortem.tagging.semantic import (
-    SemanticScores,
-    impact_prototypes,
-    load_vectors,
-    semantic_decisions,
-    story_semantic_scores,
-)
+from mlopsmortem.tagging.semantic import SemanticRun, SemanticScores, semantic_decisions
 from mlopsmortem.tagging.tags import Tag, TaggingError
 from mlopsmortem.tagging.taxonomy import Taxonomy, load_taxonomy
 
@@ -54,21 +48,13 @@ class StoryAnalysis:
     def components(self, min_mentions: int) -> set[str]:
         """Canonical components from the list and the rule with this mention count."""
         found = {t.tag for t in self.list_tags if t.kind == "component" and not t.free}
-        for kind, name in {*self.mentions.title, *self.mentions.text}:
-            if kind != "component":
-                continue
-            if (kind, name) in self.mentions.title or self.mentions.count(
-                (kind, name)
-            ) >= min_mentions:
-                found.add(name)
-        return found
+        return found | self.mentions.components(min_mentions)
 
     def base_impacts(self) -> set[str]:
-        """Impacts from the list, titles and statements: what the semantic step adds to."""
+        """Impacts from the list, titles, statements and impact sections: what the semantic
+        step adds to."""
         found = {t.tag for t in self.list_tags if t.kind == "impact" and not t.free}
-        found.update(name for kind, name in self.mentions.title if kind == "impact")
-        found.update(name for kind, name in self.mentions.statements if kind == "impact")
-        return found
+        return found | self.mentions.impacts()
 
 
 def analyse_stories(
@@ -82,13 +68,10 @@ def analyse_stories(
     model = model_key(settings.model_name)
     ids = live_story_ids(db, story_ids)
     inputs = load_inputs(db, ids, model, with_text=True)
-    vectors = load_vectors(db, ids, model)
-    prototypes = impact_prototypes(
-        taxonomy, impacts, load_model(settings.model_name), batch_size=settings.batch_size
-    )
+    scored = SemanticRun(taxonomy, tuple(impacts), settings).story_scores(db, inputs, model)
     result = {}
     for sid, story in inputs.items():
-        scores = story_semantic_scores(vectors[sid], prototypes) if sid in vectors else None
+        scores = scored[sid][0] if sid in scored else None
         result[sid] = StoryAnalysis(
             sid, tuple(list_tags(taxonomy, story)), find_story_mentions(taxonomy, story), scores
         )
@@ -231,6 +214,7 @@ def _predict(
     top: float,
     other: float,
     exclusive: Mapping[str, Collection[str]],
+    fallback: bool = False,
 ) -> np.ndarray:
     """base | semantic for `rows` (`score` holds those rows only), decided by
     `semantic_decisions` itself, as at tag time: ranks, ties and exclusive impacts alike."""
@@ -242,7 +226,9 @@ def _predict(
             for j, impact in enumerate(m.impacts)
             if not np.isnan(score[r, j])
         }
-        chosen = semantic_decisions(values, top, other, tagged=m.base_sets[a], exclusive=exclusive)
+        chosen = semantic_decisions(
+            values, top, other, tagged=m.base_sets[a], exclusive=exclusive, fallback=fallback
+        )
         for impact in chosen:
             predicted[r, column[impact]] = True
     return predicted
@@ -326,6 +312,7 @@ def calibrate(
     model: str,
     component_vocabulary: Iterable[str],
     corpus: str,
+    held_out: bool = True,
 ) -> CalibrationResult:
     """Fit `component_min_mentions` and the semantic thresholds on labelled stories.
 
@@ -335,10 +322,13 @@ def calibrate(
     COMPONENT_PRECISION_TARGET wins. Impacts: per-impact z statistics from the scored stories
     (no labels); a logistic fit of the gold impacts on z and log(1 + the impact's alias
     mentions in the text), whose log-odds is the score; then the (top, other) pair maximising
-    the overall impact F1 of base | semantic. Held-out figures come from leave-one-story-out:
-    statistics, count, score weights and thresholds refitted without the story, then applied
-    to it. Two variants are fitted the same way, for comparison only: thresholds on z alone
-    (the score without mentions) and one z threshold per impact.
+    the overall impact F1 of base | semantic; the fallback (a story left without any impact gets
+    its best-scored one) is kept when it does not lower that F1. Held-out figures come from
+    leave-one-story-out: statistics, count, score weights and thresholds refitted without the
+    story, then applied to it. Two variants are fitted the same way, for comparison only:
+    thresholds on z alone (the score without mentions) and one z threshold per impact. Without
+    `held_out` the leave-one-story-out refits are skipped and the report's held-out figures
+    count nothing (for a caller that holds stories out itself, as `crossval.cross_validate` does).
     """
     order = sorted(gold_impacts)
     vocabulary = set(component_vocabulary)
@@ -356,7 +346,7 @@ def calibrate(
     min_mentions = choose_n(order)
     component_table = {str(n): component_figures(n, order).to_dict() for n in MIN_MENTIONS_CHOICES}
     held_tp = held_fp = held_fn = 0
-    for sid in order:
+    for sid in order if held_out else ():
         n = choose_n([s for s in order if s != sid])
         f = component_figures(n, [sid])
         held_tp, held_fp, held_fn = held_tp + f.tp, held_fp + f.fp, held_fn + f.fn
@@ -374,7 +364,10 @@ def calibrate(
     params = _fit_score(z, m, rows_all)
     score = _apply_score(z, m, params)
     top, other, _ = _fit_thresholds(score, m, rows_all)
-    in_pred = _predict(score, m, rows_all, top, other, exclusive)
+    no_fallback = _predict(score, m, rows_all, top, other, exclusive)
+    with_fallback = _predict(score, m, rows_all, top, other, exclusive, fallback=True)
+    fallback = _figures(with_fallback, m).f1 >= _figures(no_fallback, m).f1
+    in_pred = with_fallback if fallback else no_fallback
     z_top, z_other, _ = _fit_thresholds(z, m, rows_all)
     in_z = _predict(z, m, rows_all, z_top, z_other, exclusive)
     per_impact = _fit_per_impact(z, m, rows_all)
@@ -384,13 +377,15 @@ def calibrate(
     held = np.zeros_like(m.gold)
     held_z = np.zeros_like(m.gold)
     held_pi = np.zeros_like(m.gold)
-    for a in rows_all:
+    for a in rows_all if held_out else ():
         train = rows_all[rows_all != a]
         one = slice(a, a + 1)
         _, _, z_fold = _zscores(m.raw, train)
         score_fold = _apply_score(z_fold, m, _fit_score(z_fold, m, train))
         t_top, t_other, _ = _fit_thresholds(score_fold, m, train)
-        held[a] = _predict(score_fold[one], m, rows_all[one], t_top, t_other, exclusive)[0]
+        held[a] = _predict(score_fold[one], m, rows_all[one], t_top, t_other, exclusive, fallback)[
+            0
+        ]
         t_top, t_other, _ = _fit_thresholds(z_fold, m, train)
         held_z[a] = _predict(z_fold[one], m, rows_all[one], t_top, t_other, exclusive)[0]
         t_pi = _fit_per_impact(z_fold, m, train)
@@ -425,6 +420,11 @@ def calibrate(
             "global": {
                 "score": {"z": params[0], "mentions": params[1], "intercept": params[2]},
                 "thresholds": {"top": top, "other": other},
+                "fallback": fallback,
+                "fallback_in_sample": {
+                    "with": _figures(with_fallback, m).to_dict(),
+                    "without": _figures(no_fallback, m).to_dict(),
+                },
                 "in_sample": _figures(in_pred, m).to_dict(),
                 "held_out": _figures(held, m).to_dict(),
                 "semantic_additions_in_sample": {
@@ -462,5 +462,6 @@ def calibrate(
         z_weight=round(params[0], 6),
         mention_weight=round(params[1], 6),
         intercept=round(params[2], 6),
+        fallback=fallback,
     )
     return CalibrationResult(calibration, report)

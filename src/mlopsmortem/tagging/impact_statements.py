@@ -92,3 +92,64 @@ def check_patterns(sources: Iterable[str], what: str) -> str | None:
         if pattern.search(""):
             return f"{what} {number} matches the empty string"
     return None
+
+
+# --- impact sections ------------------------------------------------------------------------
+
+#: A line that labels what follows as the impact: "Impact:", "**Customer impact**:", "- Impact:".
+_IMPACT_LABEL = re.compile(
+    r"^[ \t]*(?:[-*+][ \t]+)?(?:\*\*|__)?(?:[\w-]+[ \t]+)?impacts?(?:\*\*|__)?[ \t]*:(?:\*\*|__)?",
+    re.IGNORECASE | re.MULTILINE,
+)
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+)$", re.MULTILINE)
+#: A short line of its own naming the impact ("Incident Impact", "## Customer impact").
+_IMPACT_TITLE = re.compile(
+    r"^[ \t]{0,3}(?:#{1,6}[ \t]+)?(?:\*\*)?(?:[\w-]+[ \t]+){0,2}impacts?(?:\*\*)?[ \t]*:?[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BLANK_THEN_TEXT = re.compile(r"\n[ \t]*\n(?![ \t]*(?:[-*+]|\d+[.)])[ \t])")
+#: How far an impact section reaches at most: the impact is stated near its label.
+IMPACT_SECTION_CHARS = 1500
+
+
+def impact_spans(text: str) -> list[tuple[int, int]]:
+    """Where a text states its impact, as (start, end) spans in text order: every Markdown
+    heading line, the rest of an "Impact:" line (with the list or paragraph that follows an
+    empty one), and the body of a section titled "Impact" up to the next heading. Each span
+    is capped at IMPACT_SECTION_CHARS."""
+    spans: list[tuple[int, int]] = []
+    headings = [m.start() for m in _HEADING.finditer(text)]
+    for m in _HEADING.finditer(text):
+        spans.append((m.start(1), m.end(1)))
+    for m in _IMPACT_LABEL.finditer(text):
+        line_end = text.find("\n", m.end())
+        line_end = len(text) if line_end < 0 else line_end
+        if text[m.end() : line_end].strip(" \t*_"):
+            spans.append((m.end(), line_end))
+        else:
+            spans.append((m.end(), _section_end(text, m.end(), headings, paragraph=True)))
+    for m in _IMPACT_TITLE.finditer(text):
+        spans.append((m.end(), _section_end(text, m.end(), headings, paragraph=False)))
+    return sorted(set(spans))
+
+
+def _section_end(text: str, start: int, headings: list[int], *, paragraph: bool) -> int:
+    """The end of the block opened at `start`: the next heading (with `paragraph`, also the
+    first paragraph break after some text), at most IMPACT_SECTION_CHARS away."""
+    end = min(len(text), start + IMPACT_SECTION_CHARS)
+    following = next((h for h in headings if h > start), None)
+    if following is not None:
+        end = min(end, following)
+    if not paragraph:
+        return end
+    body = text[start:end]
+    first = len(body) - len(body.lstrip())
+    found = _BLANK_THEN_TEXT.search(body, first + 1)
+    if found is not None and text[start : start + found.start()].strip():
+        # "**Impact**:\n- a\n- b\n\nNext paragraph": the list belongs to the label
+        end = start + found.start()
+    return end
+
+
+def in_spans(spans: Iterable[tuple[int, int]], start: int, end: int) -> bool:
+    return any(a <= start and end <= b for a, b in spans)

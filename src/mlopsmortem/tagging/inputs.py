@@ -34,6 +34,19 @@ class StoryInput:
     involved: tuple[str, ...]
     impact_items: tuple[str, ...]
     passages: tuple[PassageRef, ...]
+    summary: str = ""  # the list's one-paragraph summary (danluu), "" when none
+
+    @property
+    def summary_text(self) -> str:
+        """The text the methods read for a story without a document: the list's summary. Empty
+        when the story has a document (its text is read instead) or no summary."""
+        return "" if self.text_hash else self.summary
+
+    @property
+    def body(self) -> str:
+        """What the text methods read: the document text, or the list's summary when the
+        story has no document (a list entry that was not crawled)."""
+        return self.text or self.summary_text
 
     @property
     def titles(self) -> tuple[str, ...]:
@@ -61,6 +74,7 @@ class StoryInput:
                 self.impact_items,
                 [[p.id, p.text_hash, p.embedded] for p in self.text_passages],
                 self.card_passage_id,
+                self.summary,
             ]
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
@@ -103,8 +117,10 @@ def load_inputs(
     for part in chunks(list(story_ids)):
         marks = ",".join("?" * len(part))
         stories = {
-            row[0]: row[1] or ""
-            for row in conn.execute(f"SELECT id, title FROM stories WHERE id IN ({marks})", part)
+            row[0]: (row[1] or "", " ".join((row[2] or "").split()))
+            for row in conn.execute(
+                f"SELECT id, title, summary FROM stories WHERE id IN ({marks})", part
+            )
         }
         documents: dict[str, tuple[str, str, str]] = {}
         for sid, title, text_hash, text in conn.execute(
@@ -143,13 +159,14 @@ def load_inputs(
             doc_title, doc_hash, body = documents.get(sid, ("", "", ""))
             result[sid] = StoryInput(
                 story_id=sid,
-                title=stories[sid],
+                title=stories[sid][0],
                 document_title=doc_title,
                 text=body if with_text else "",
                 text_hash=doc_hash,
                 involved=_unique_items(involved.get(sid, [])),
                 impact_items=_unique_items(impact.get(sid, [])),
                 passages=tuple(passages.get(sid, [])),
+                summary=stories[sid][1],
             )
     return result
 

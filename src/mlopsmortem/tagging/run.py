@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -24,13 +24,7 @@ from mlopsmortem.tagging.calibration import (
 from mlopsmortem.tagging.inputs import StoryInput, chunks, live_story_ids, load_inputs
 from mlopsmortem.tagging.listtags import list_tags
 from mlopsmortem.tagging.rules import find_story_mentions, mentioned_keys, rule_tags
-from mlopsmortem.tagging.semantic import (
-    SemanticRun,
-    SemanticScores,
-    load_vectors,
-    semantic_tags,
-    story_semantic_scores,
-)
+from mlopsmortem.tagging.semantic import SemanticRun, SemanticScores, semantic_tags
 from mlopsmortem.tagging.store import (
     META_ENTRIES_PREFIX,
     META_TAXONOMY_VERSION,
@@ -96,7 +90,7 @@ def tag_story(
     ]
     if not semantic_on:
         state: Literal["done", "no-text", "pending", "off"] = "off"
-    elif not story.text_passages:
+    elif not story.text_passages and not story.summary_text:
         state = "no-text"
     elif scores is None:
         state = "pending"
@@ -117,6 +111,31 @@ def tag_story(
             )
         )
     return StoryTags(tuple(tags), frozenset(mentioned_keys(taxonomy, story, found)), state)
+
+
+def tag_batch(
+    db: sqlite_utils.Database,
+    taxonomy: Taxonomy,
+    calibration: Calibration,
+    semantic: SemanticRun,
+    story_ids: Sequence[str],
+    model: str,
+    semantic_on: bool,
+) -> dict[str, StoryTags]:
+    """The tags of these stories under `calibration`, computed and not written (`tag_stories`
+    writes them; the benchmark tags held-out stories with calibrations fitted without them)."""
+    full = load_inputs(db, story_ids, model, with_text=True)
+    scored = semantic.story_scores(db, full, model) if semantic_on else {}
+    results: dict[str, StoryTags] = {}
+    for sid in story_ids:
+        if sid not in full:
+            continue
+        scores, texts = scored.get(sid, (None, {}))
+        results[sid] = tag_story(
+            taxonomy, calibration, full[sid], scores=scores, passage_texts=texts,
+            semantic_on=semantic_on,
+        )  # fmt: skip
+    return results
 
 
 def tag_stories(
@@ -184,21 +203,8 @@ def tag_stories(
         progress.start(len(todo))
     for i in range(0, len(todo), STORIES_PER_TRANSACTION):
         part = todo[i : i + STORIES_PER_TRANSACTION]
-        full = load_inputs(db, part, model, with_text=True)
-        vectors = load_vectors(db, part, model) if semantic_on else {}
-        results: dict[str, StoryTags] = {}
-        for sid in part:
-            story = full[sid]
-            scores = None
-            texts: dict[int, str] = {}
-            if sid in vectors:
-                scores = story_semantic_scores(vectors[sid], semantic.prototypes())
-                texts = dict(zip(vectors[sid][0], vectors[sid][2], strict=True))
-            result = tag_story(
-                taxonomy, calibration, story, scores=scores, passage_texts=texts,
-                semantic_on=semantic_on,
-            )  # fmt: skip
-            results[sid] = result
+        results = tag_batch(db, taxonomy, calibration, semantic, part, model, semantic_on)
+        for result in results.values():
             by_method.update(t.method for t in result.tags)
             written += len(result.tags)
             free += sum(t.free for t in result.tags)

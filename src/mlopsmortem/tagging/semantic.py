@@ -15,7 +15,7 @@ import sqlite_utils
 from mlopsmortem.passages.embed import decode_matrix, encode_texts, load_model
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.calibration import Calibration
-from mlopsmortem.tagging.inputs import chunks
+from mlopsmortem.tagging.inputs import StoryInput, chunks
 from mlopsmortem.tagging.tags import Tag, TaggingError
 from mlopsmortem.tagging.taxonomy import Taxonomy
 
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 SEMANTIC_SNIPPET_CHARS = 240
 # Semantic confidence: a logistic of (score - threshold), so exactly 0.5 at the threshold.
 SEMANTIC_CONFIDENCE_SLOPE = 2.0
+
+#: A fallback impact (the best-scored one of a story that would otherwise have none) is
+#: tagged with exactly the confidence that puts it into stories.impacts.
+FALLBACK_CONFIDENCE = 0.5
+#: The impact whose mention means the text says there was none: no fallback then.
+NO_IMPACT = "no-user-impact"
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
 
@@ -105,10 +111,13 @@ def semantic_decisions(
     *,
     tagged: Collection[str] = (),
     exclusive: Mapping[str, Collection[str]] | None = None,
+    fallback: bool = False,
 ) -> dict[str, float]:
     """The impacts to tag, each with the threshold it passed: the best-ranked one against `top`,
     the rest against `other`. An impact exclusive with one already `tagged` (by the list, a
-    title or a statement) or with a better-scored chosen one is left out."""
+    title or a statement) or with a better-scored chosen one is left out. With `fallback`, a
+    story left without any impact (nothing `tagged`, nothing passing) gets its best-ranked
+    impact anyway, with its own score as the threshold it "passed"."""
     exclusive = exclusive or {}
     ranked = sorted(score, key=lambda i: (-score[i], i))
     chosen: dict[str, float] = {}
@@ -119,6 +128,8 @@ def semantic_decisions(
             continue
         if score[impact] >= threshold:
             chosen[impact] = threshold
+    if fallback and not chosen and not tagged and ranked:
+        chosen[ranked[0]] = score[ranked[0]]
     return chosen
 
 
@@ -133,16 +144,23 @@ def semantic_tags(
 ) -> list[Tag]:
     """Impacts whose score (z of the best passage, and the impact's alias mentions in the text,
     weighted as the calibration fitted them) passes the thresholds; see semantic_decisions for
-    `tagged` and `exclusive`."""
+    `tagged` and `exclusive`. A story with text gets at least one impact: when no method
+    tagged one and none passes, its best-scored impact is tagged with confidence
+    FALLBACK_CONFIDENCE (enough for stories.impacts), unless the text says there was no
+    impact (an alias of NO_IMPACT, which is never tagged semantically)."""
     z = standardise(scores, calibration)
     score = {impact: calibration.score(v, mentions.get(impact, 0)) for impact, v in z.items()}
     where = dict(zip(scores.impacts, scores.passage_ids, strict=True))
     tags = []
-    for impact, threshold in sorted(
-        semantic_decisions(
-            score, calibration.top, calibration.other, tagged=tagged, exclusive=exclusive
-        ).items()
-    ):
+    states_none = mentions.get(NO_IMPACT, 0) > 0
+    decided = semantic_decisions(
+        score, calibration.top, calibration.other, tagged=tagged, exclusive=exclusive,
+        fallback=calibration.fallback and not states_none,
+    )  # fmt: skip
+    passed = semantic_decisions(
+        score, calibration.top, calibration.other, tagged=tagged, exclusive=exclusive
+    )
+    for impact, threshold in sorted(decided.items()):
         confidence = 1.0 / (
             1.0 + math.exp(-SEMANTIC_CONFIDENCE_SLOPE * (score[impact] - threshold))
         )
@@ -153,6 +171,9 @@ def semantic_tags(
             f"score {score[impact]:.2f} >= {threshold:.2f} (z {z[impact]:.2f}, "
             f"alias mentions {mentions.get(impact, 0)}): {text}"
         )
+        if impact not in passed:
+            confidence = FALLBACK_CONFIDENCE
+            evidence = f"fallback, the best-scored impact of a story without one: {evidence}"
         tags.append(Tag("impact", impact, "semantic", confidence, evidence, where[impact]))
     return tags
 
@@ -174,6 +195,41 @@ class SemanticRun:
                 self.taxonomy, self.impacts, model, batch_size=self.settings.batch_size
             )
         return self._prototypes
+
+    def story_scores(
+        self, db: sqlite_utils.Database, stories: Mapping[str, StoryInput], model: str
+    ) -> dict[str, tuple[SemanticScores, dict[int, str]]]:
+        """Scores and passage texts of the stories that have something to score: the stored
+        embeddings of their text passages, or, for a story without a document, the list's
+        summary, embedded sentence by sentence now (summaries are short and not stored as
+        passages of their own; the card is not used, it repeats the story's previous tags)."""
+        ids = list(stories)
+        vectors = load_vectors(db, ids, model)
+        result: dict[str, tuple[SemanticScores, dict[int, str]]] = {}
+        for sid, found in vectors.items():
+            texts = dict(zip(found[0], found[2], strict=True))
+            result[sid] = (story_semantic_scores(found, self.prototypes()), texts)
+        summaries = {
+            sid: description_sentences(story.summary_text)
+            for sid, story in stories.items()
+            if sid not in vectors and story.summary_text and not story.text_passages
+        }
+        flat = [sentence for sentences in summaries.values() for sentence in sentences]
+        if not flat:
+            return result
+        prototypes = self.prototypes()
+        matrix = encode_texts(
+            load_model(self.settings.model_name), flat, batch_size=self.settings.batch_size
+        )
+        row = 0
+        for sid, sentences in summaries.items():
+            card = stories[sid].card_passage_id
+            pid = card if card is not None else -1
+            part = matrix[row : row + len(sentences)]
+            row += len(sentences)
+            scores = semantic_scores(part, [pid] * len(sentences), prototypes)
+            result[sid] = (scores, {pid: stories[sid].summary_text})
+        return result
 
 
 def load_vectors(

@@ -74,10 +74,10 @@ class TaxonomyChange:
             return True
         if self.matcher is None:
             return False  # nothing changed that a text can match
-        for text in (*story.titles, story.text):
+        for text in (*story.titles, story.body):
             if self.matcher.scan(text):
                 return True
-        if find_statements(self.statements, story.text):
+        if find_statements(self.statements, story.body):
             return True
         return any(self.matcher.map_item(item) for item in (*story.involved, *story.impact_items))
 
