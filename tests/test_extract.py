@@ -409,3 +409,12 @@ def test_plain_text_and_markdown_kept_as_is() -> None:
     assert plain.text == CAFE
     empty = extract_document(b" \n ", "text/plain", URL)
     assert empty.text is None and empty.no_text_reason == "empty text"
+
+
+@pytest.mark.parametrize("label", ["rot13", "base64", "hex", "uu", "bz2", "zlib", "quopri"])
+def test_bytes_codecs_are_not_charsets(label: str) -> None:
+    page = f"<html><head><meta charset={label}><title>T</title></head><body><p>café ok</p>"
+    body = page.encode("utf-8")
+    assert "café ok" in decode_html(body, f"text/html; charset={label}")
+    document = extract_document(body, f"text/html; charset={label}", "https://x.example/")
+    assert document.text is None or isinstance(document.text, str)

@@ -172,11 +172,17 @@ def test_http_source_error_status_is_reported(db, settings, httpserver: HTTPServ
     assert report.sources[0].error.endswith("HTTP 404")
 
 
-def test_default_sources_file_names_the_three_lists(settings):
+def test_default_sources_file_names_the_four_lists(settings):
     specs = load_source_specs(settings.sources_file)
-    assert [s.name for s in specs] == ["awful-mlops", "k8s.af", "danluu-post-mortems"]
-    assert all(s.location.startswith("https://") for s in specs)
+    assert [s.name for s in specs] == [
+        "awful-mlops",
+        "k8s.af",
+        "danluu-post-mortems",
+        "mlops-resources",
+    ]
+    assert all(s.location.startswith("https://") for s in specs[:3])
     assert "codeberg.org/hjacobs/kubernetes-failure-stories" in specs[1].location
+    assert Path(specs[3].location) == settings.data_dir / "lists" / "mlops-resources.md"
 
 
 def test_bad_sources_file_is_a_clear_error(tmp_path):
@@ -187,3 +193,53 @@ def test_bad_sources_file_is_a_clear_error(tmp_path):
     path.write_text("[[source]\n")
     with pytest.raises(SourceError, match="invalid TOML"):
         load_source_specs(path)
+
+
+def test_bad_ports_are_reported_with_file_and_line_and_skipped(db, settings, tmp_path):
+    spec = write(
+        tmp_path,
+        "ports.md",
+        "# Ports\n\n"
+        "* [Good - Org - blog post 2021](https://good.example/a)\n"
+        "* [Too big - Org - blog post 2021](https://bad.example:99999/x)\n"
+        "* [Not a number - Org - blog post 2021](https://bad.example:abc/x)\n"
+        "* [Also good - Org - blog post 2021](https://good.example/b)\n",
+    )
+    problems: list[str] = []
+    report = ingest_sources(db, [spec], settings, on_problem=problems.append)
+    source = report.sources[0]
+    assert source.error is None
+    assert source.new == 2
+    assert db["stories"].count == 2
+    assert [p.split(": ", 1)[0] for p in problems] == [f"{spec.location}:4", f"{spec.location}:5"]
+    assert all("bad port" in p for p in problems)
+    assert source.skipped == 2
+
+
+def test_a_failure_mid_list_rolls_the_whole_list_back(db, settings, tmp_path, monkeypatch):
+    import mlopsmortem.lists.ingest as ingest
+
+    spec = write(tmp_path, "a.md", LIST_A)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk gone mid-list")
+
+    monkeypatch.setattr(ingest, "_refresh_story", broken)
+    with pytest.raises(RuntimeError):
+        ingest_sources(db, [spec], settings)
+    for table in ("sources", "stories", "story_sources"):
+        assert db[table].count == 0, table
+    monkeypatch.undo()
+    ingest_sources(db, [spec], settings)
+    assert db["stories"].count == 2
+
+
+def test_a_remote_list_cut_at_max_bytes_is_an_error_not_a_shorter_list(
+    db, settings, httpserver: HTTPServer
+):
+    httpserver.expect_request("/list.md").respond_with_data(LIST_A * 50)
+    settings = settings.with_(allow_hosts=frozenset({"127.0.0.1", "localhost"}), max_bytes=500)
+    spec = SourceSpec(name="big", location=httpserver.url_for("/list.md"))
+    report = ingest_sources(db, [spec], settings)
+    assert "larger than 500 bytes" in report.sources[0].error
+    assert db["stories"].count == 0

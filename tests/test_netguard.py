@@ -80,6 +80,12 @@ REFUSED_URLS = [
     "http://example.com\\@127.0.0.1/",
     "http://user:pass@127.0.0.1/",
     "HTTP://127.0.0.1/",
+    # hosts and ports httpx would choke on later, outside the errors a fetch reports
+    "http://xn--ls8h.la/",  # IDNA-invalid (an emoji in punycode)
+    "http://example.com:99999/",
+    "http://example.com:0/",
+    "http://example.com:abc/",
+    "http://[::1",
 ]
 
 

@@ -1,3 +1,5 @@
+import hashlib
+
 import pytest
 
 from mlopsmortem.urls import canonical, canonicalize, story_id, unwrap_archive
@@ -70,3 +72,28 @@ def test_story_id_is_stable_and_follows_the_canonical_form() -> None:
     )
     assert len(story_id("https://example.com/a")) == 16
     assert story_id("https://example.com/a") != story_id("https://example.com/b")
+
+
+def test_a_bare_query_name_stays_bare_and_keeps_its_story_id() -> None:
+    assert canonicalize("https://status.example/incidents/642?1024") == (
+        "https://status.example/incidents/642?1024"
+    )
+    assert canonicalize("https://h.example/p?a&b=1&utm_source=x&c") == "https://h.example/p?a&b=1&c"
+    # Identity is unchanged from when the canonical form added "=": ids of stories in old
+    # databases stay the same, and ?1024 and ?1024= are one story.
+    assert story_id("https://h.example/p?1024") == story_id("https://h.example/p?1024=")
+    legacy = hashlib.sha256(b"https://h.example/p?a=&b=1").hexdigest()[:16]
+    assert story_id(canonicalize("https://h.example/p?a&b=1")) == legacy
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://h.example:99999/p", "bad port"),
+        ("https://h.example:abc/p", "bad port"),
+        ("http://[::1", "IPv6"),
+    ],
+)
+def test_unusable_urls_raise_value_error_with_the_reason(url: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        canonicalize(url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -38,6 +38,8 @@ _SCHEME_SLASHES = re.compile(r"^(https?):/+", re.IGNORECASE)
 # Characters that never need percent-encoding in a path or query (RFC 3986 unreserved).
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+# Characters left unescaped in query names and values.
+_QUERY_SAFE = "/:@!$'()*,;~"
 
 
 @dataclass(frozen=True)
@@ -72,26 +74,47 @@ def unwrap_archive(url: str) -> CanonicalURL | None:
     return CanonicalURL(url=canonicalize(original), archive_url=url.strip())
 
 
+def _query(query: str) -> str:
+    """Tracking parameters dropped, names and values re-escaped one way; a bare name stays
+    bare (`?1024` is not `?1024=`: the crawler fetches this form, and a server may differ)."""
+    kept = []
+    for token in query.split("&"):
+        if not token:
+            continue
+        name, equals, value = token.partition("=")
+        name = unquote(name.replace("+", " "))
+        if _is_tracking(name):
+            continue
+        encoded = quote_plus(name, safe=_QUERY_SAFE)
+        if equals:
+            encoded += "=" + quote_plus(unquote(value.replace("+", " ")), safe=_QUERY_SAFE)
+        kept.append(encoded)
+    return "&".join(kept)
+
+
 def canonicalize(url: str) -> str:
     """Lower-case scheme and host, no default port, no fragment, no tracking parameters,
-    no trailing slash except for the root, percent-escapes normalised."""
+    no trailing slash except for the root, percent-escapes normalised.
+
+    Raises ValueError for a URL that cannot be a page address: a port that is not a number
+    from 0 to 65535 (`:99999`, `:abc`) or an unclosed IPv6 bracket (`http://[::1`).
+    """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    port = parts.port
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise ValueError(f"bad port in {url.strip()!r}: {err}") from None
     netloc = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     # Credentials (user:pass@) never belong in a story URL: they are dropped with the rest
     # of the userinfo. Existing escapes are kept as escapes (%2F is not a path separator).
     path = _normalise_percent(quote(parts.path, safe="/%:@!$&'()*+,;=~")) or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
-    query_pairs = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
-    ]
-    query = urlencode(query_pairs, doseq=True, safe="/:@!$'()*,;~")
-    return urlunsplit((scheme, netloc, path, query, ""))
+    return urlunsplit((scheme, netloc, path, _query(parts.query), ""))
 
 
 def canonical(url: str) -> CanonicalURL:
@@ -100,5 +123,17 @@ def canonical(url: str) -> CanonicalURL:
 
 
 def story_id(canonical_url: str) -> str:
-    """Stable story id: the first 16 hex digits of SHA-256 of the canonical URL."""
-    return hashlib.sha256(canonical_url.encode("utf-8")).hexdigest()[:16]
+    """Stable story id: the first 16 hex digits of SHA-256 of the canonical URL.
+
+    Hashed in the spelling canonical URLs had before bare query names were kept bare
+    (`?1024=`), so every story keeps its id; `?1024` and `?1024=` are one story.
+    """
+    return hashlib.sha256(_identity(canonical_url).encode("utf-8")).hexdigest()[:16]
+
+
+def _identity(canonical_url: str) -> str:
+    base, question, query = canonical_url.partition("?")
+    if not question or not query:
+        return canonical_url
+    tokens = (token if "=" in token else token + "=" for token in query.split("&"))
+    return f"{base}?{'&'.join(tokens)}"

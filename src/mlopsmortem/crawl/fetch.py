@@ -12,7 +12,8 @@ Per request the `Fetcher`:
   `settings.delay` or the robots.txt Crawl-delay, whichever is larger;
 * follows redirects itself so each hop is checked, up to `settings.max_redirects`;
 * bounds time (connect/read timeouts plus a whole-page deadline against slow-drip servers)
-  and size (the body is cut at `settings.max_bytes`, reported as `truncated`);
+  and size (the decoded body is cut at `settings.max_bytes` as it streams, whatever its
+  Content-Encoding layers, reported as `truncated`; see `crawl.bodies`);
 * retries connect failures, 429 and 5xx with capped, fully jittered exponential backoff
   that gives way to Retry-After.
 
@@ -21,6 +22,8 @@ including 4xx and the last 429/5xx once tries are used up (the caller records it
 error; the status says which). Failures without a usable HTTP response raise `FetchError`
 with one of these kinds: refused (RefusedURL), blocked (RobotsBlocked), robots_unavailable,
 dns, connect, tls, timeout, network, decode, too_many_redirects, redirect_loop, wayback.
+Nothing else escapes for a hostile URL or answer: a redirect to `mailto:`, `data:`, `http:foo`
+or an IDNA-invalid host is `refused`, so one page fails alone.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from urllib.parse import urlencode
 import httpx
 from protego import Protego
 
+from mlopsmortem.crawl.bodies import ACCEPT_ENCODING, read_capped
 from mlopsmortem.crawl.netguard import GuardedTransport, check_url
 from mlopsmortem.errors import FetchError, RefusedURL, RobotsBlocked
 from mlopsmortem.settings import Settings
@@ -53,6 +57,10 @@ ROBOTS_MAX_BYTES = 512 * 1024
 # A site asking for an hour between requests would stall a whole crawl run on one host.
 MAX_CRAWL_DELAY = 60.0
 ACCEPT = "text/html,application/xhtml+xml,application/pdf;q=0.9,text/*;q=0.8,*/*;q=0.5"
+# Where a redirect's Location is kept once `_hold_location` took it away from httpx.
+_LOCATION = "mlopsmortem.location"
+# What httpx and idna raise for URLs they cannot represent (IDNA errors are UnicodeErrors).
+_BAD_URL_ERRORS = (httpx.InvalidURL, UnicodeError)
 # robots.txt failures that say nothing about robots.txt itself: the page would fail the
 # same way, so they are reported as what they are.
 _ROBOTS_PASSTHROUGH_KINDS = frozenset({"refused", "dns", "tls"})
@@ -84,6 +92,7 @@ class _Exchange:
     headers: httpx.Headers
     body: bytes
     truncated: bool
+    location: str | None = None  # a redirect's target as the server wrote it
 
 
 @dataclass
@@ -133,6 +142,18 @@ def _loop_key(url: str) -> str:
     return url
 
 
+async def _hold_location(response: httpx.Response) -> None:
+    """Response hook: move a redirect's Location where httpx does not look.
+
+    Even with follow_redirects=False httpx builds the next request from Location, and a
+    `mailto:`, `http:foo` or IDNA-invalid target raises there; the fetcher follows redirects
+    itself (`_redirect_target`, then the guard), so httpx never needs the header.
+    """
+    if response.has_redirect_location:
+        response.extensions[_LOCATION] = response.headers["location"]
+        del response.headers["location"]
+
+
 def _is_tls_error(exc: BaseException) -> bool:
     """httpx reports certificate and handshake failures as ConnectError; find the cause."""
     seen: BaseException | None = exc
@@ -172,7 +193,12 @@ class Fetcher:
         )
         self._client = httpx.AsyncClient(
             transport=GuardedTransport(s.allow_hosts, limits=limits),
-            headers={"User-Agent": s.user_agent, "Accept": ACCEPT},
+            headers={
+                "User-Agent": s.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
+            event_hooks={"response": [_hold_location]},
             timeout=httpx.Timeout(
                 connect=s.connect_timeout,
                 read=s.read_timeout,
@@ -211,9 +237,12 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        return await self._get(
-            url, headers, check_robots=check_robots, max_bytes=self.settings.max_bytes
-        )
+        try:
+            return await self._get(
+                url, headers, check_robots=check_robots, max_bytes=self.settings.max_bytes
+            )
+        except _BAD_URL_ERRORS as exc:  # a last net: the guard should have refused it first
+            raise RefusedURL(f"refused {url}: invalid URL on the way: {exc}") from exc
 
     async def wayback_lookup(self, url: str) -> str | None:
         """URL of the closest 2xx Wayback Machine snapshot of `url`, or None if there is none.
@@ -261,7 +290,7 @@ class Fetcher:
                 await self._check_robots(current)
             exchange, tries = await self._request_with_retries(current, headers, max_bytes)
             retries += tries - 1
-            location = exchange.headers.get("location")
+            location = exchange.location
             if exchange.status in REDIRECT_STATUSES and location:
                 target = self._redirect_target(current, location)
                 # Checked before the hop count so a short loop is reported as a loop.
@@ -293,7 +322,7 @@ class Fetcher:
     def _redirect_target(current: str, location: str) -> str:
         try:
             return str(httpx.URL(current).join(location))
-        except httpx.InvalidURL as exc:
+        except _BAD_URL_ERRORS as exc:
             raise RefusedURL(f"refused redirect from {current} to invalid {location!r}") from exc
 
     # -- robots.txt --------------------------------------------------------------------
@@ -441,8 +470,6 @@ class Fetcher:
                 raise FetchError("timeout", f"{url}: not complete after {page_timeout}s") from exc
             except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
                 raise FetchError("timeout", f"{url}: {type(exc).__name__}: {exc}") from exc
-            except httpx.DecodingError as exc:
-                raise FetchError("decode", f"{url}: bad content encoding: {exc}") from exc
             except (
                 httpx.ReadError,
                 httpx.WriteError,
@@ -456,21 +483,16 @@ class Fetcher:
     @staticmethod
     async def _read(response: httpx.Response, max_bytes: int) -> _Exchange:
         status = response.status_code
-        if status in REDIRECT_STATUSES and "location" in response.headers:
+        location = response.extensions.get(_LOCATION)
+        if status in REDIRECT_STATUSES and location:
             # A redirect's body is never used.
-            return _Exchange(status, response.headers, b"", False)
+            return _Exchange(status, response.headers, b"", False, location)
         truncated = False
         declared = response.headers.get("content-length", "")
         # Content-Length counts encoded bytes; only without Content-Encoding does it predict
         # the size of what we keep.
         if declared.isdigit() and "content-encoding" not in response.headers:
             truncated = int(declared) > max_bytes
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            room = max_bytes - len(body)
-            if len(chunk) > room:
-                body += chunk[:room]
-                truncated = True
-                break  # leaving the stream unread closes the connection
-            body += chunk
-        return _Exchange(status, response.headers, bytes(body), truncated)
+        # Decoded bytes are counted as they stream, layer by layer (crawl.bodies).
+        body, cut = await read_capped(response, max_bytes)
+        return _Exchange(status, response.headers, body, truncated or cut)

@@ -124,6 +124,14 @@ def _parse(url: str) -> httpx.URL:
         raise RefusedURL(f"refused {url!r}: scheme {parsed.scheme or '(none)'!r} not allowed")
     if not parsed.raw_host:
         raise RefusedURL(f"refused {url!r}: no host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise RefusedURL(f"refused {url!r}: port {parsed.port} out of range")
+    try:
+        # httpx decodes the IDNA host to build the request; a name it cannot decode
+        # ("xn--ls8h.la") would raise there, outside the errors a fetch reports.
+        parsed.host  # noqa: B018 - evaluated for its check
+    except UnicodeError as exc:
+        raise RefusedURL(f"refused {url!r}: host is not a valid IDNA name ({exc})") from exc
     return parsed
 
 

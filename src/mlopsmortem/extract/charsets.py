@@ -33,6 +33,11 @@ _SUPERSETS = {
     "utf_16": "utf_16_le",
     "utf_32": "utf_32_le",
 }
+# Text codecs that are not charsets: a page declaring one is not written in it, and some
+# (punycode) decode in quadratic time.
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "unicode_escape", "raw_unicode_escape", "undefined", "mbcs", "oem"}
+)
 # A declared encoding that fails on at most this share of bytes (and one byte always) is trusted
 # with replacement characters: a stray byte in a UTF-8 page should not send it to guesswork.
 MAX_BAD_BYTE_SHARE = 0.001
@@ -92,11 +97,22 @@ def _header_charset(content_type: str | None) -> str | None:
 
 
 def _codec(label: str) -> str | None:
-    """A charset label -> Python codec name (with WHATWG supersets), None if unknown."""
+    """A charset label -> Python codec name (with WHATWG supersets), None if unknown.
+
+    Only text encodings count: Python also registers bytes-to-bytes codecs (base64, hex, uu,
+    quopri, zlib, bz2) and rot13 under names a page can declare, and decoding with them
+    would decompress or transform the body (charset=bz2 is a decompression bomb) instead of
+    decoding it. Those labels, and the pseudo-charsets in `_NOT_CHARSETS`, are unknown here.
+    """
     try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
+        info = codecs.lookup(label.strip().strip("\"'"))
     except LookupError:
         return None
-    name = name.replace("-", "_")
+    # _is_text_encoding is how str.encode / bytes.decode themselves refuse these codecs.
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    name = info.name.replace("-", "_")
+    if name in _NOT_CHARSETS:
+        return None
     name = _SUPERSETS.get(name, name)
     return "utf-8" if name == "utf_8" else name

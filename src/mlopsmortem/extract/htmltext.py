@@ -12,7 +12,14 @@ that sits inside <main> or find the article on pages without semantic markup:
 trafilatura then runs with its balanced defaults, without comments, with tables (incident
 timelines are tables), without deduplication and with htmldate's extensive search off (it takes
 copyright years for publication dates). The output is deterministic per page: nothing depends
-on the pages extracted before it. docs/crawling.md has the bench figures behind these choices.
+on the pages extracted before it, except on a page that exhausts the time budget.
+
+Time budget: cleaning, anchoring and trafilatura together get `HtmlOptions.time_budget`
+seconds (20 by default; some page shapes make trafilatura superlinear). Past it, the page is
+parsed again and its text is the cheaper, linear block extraction (`block_text`: the text of
+its <article>, <main> or <body>, one block per paragraph-level element, scripts and styles
+skipped, no chrome removal), recorded as extractor "blocks". docs/crawling.md has the bench
+figures behind these choices.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from trafilatura.deduplication import LRUCache
 from trafilatura.xml import xmltotxt
 
 from mlopsmortem.errors import ExtractError
+from mlopsmortem.extract.budget import OutOfTime, time_budget
 from mlopsmortem.extract.charsets import decode_html
 from mlopsmortem.extract.document import (
     CONTROL_CHARS,
@@ -39,6 +47,9 @@ from mlopsmortem.extract.document import (
 
 # Share of its parent's readable text that makes a child "the" content (see mark_main_content).
 ANCHOR_SHARE = 0.7
+# Seconds one page's cleaning and trafilatura may take before the block extraction replaces
+# them. A normal page takes well under a second; a 1.9 MB page of 100k blocks about 8 s.
+TIME_BUDGET = 20.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class HtmlOptions:
     no_fallback: bool = False
     # htmldate's extensive search reads dates out of free text: copyright lines, comments
     extensive_date_search: bool = False
+    time_budget: float = TIME_BUDGET  # seconds, then the block extraction (module docstring)
 
 
 DEFAULT_HTML_OPTIONS = HtmlOptions()
@@ -95,23 +107,30 @@ def parse_html(text: str) -> lxml.html.HtmlElement | None:
 
 def extract_html(body: bytes, content_type: str | None, url: str, options: HtmlOptions) -> Document:
     versions = extractor_versions("trafilatura", trafilatura.__version__)
-    tree = parse_html(decode_html(body, content_type))
+    html = decode_html(body, content_type)
+    tree = parse_html(html)
     if tree is None:
         return no_text("trafilatura", versions, "no main text found")
     language = _html_language(tree)
-    _unwrap_cell_code(tree)
-    if options.preclean:
-        preclean(tree)
-    if options.anchor:
-        mark_main_content(tree, options.anchor_share)
+    timed_out = False
     try:
-        result = trafilatura.bare_extraction(tree, **_trafilatura_args(url, options))
+        with time_budget(options.time_budget):
+            result = _clean_and_extract(tree, url, options)
+    except OutOfTime:
+        timed_out, result = True, None
     except TRAFILATURA_ERRORS as error:
         # not a property of the page but a library failure: surface it rather than storing a
         # "no text" document that nobody would ever re-extract
         raise ExtractError(
             f"trafilatura failed on {url}: {type(error).__name__}: {error}"
         ) from error
+    if timed_out:
+        # a fresh tree: the interrupted steps may have left this one half-pruned
+        del tree
+        fresh = parse_html(html)
+        if fresh is None:  # unreachable: the same text parsed a moment ago
+            return no_text("blocks", versions, "no main text found")
+        return _block_document(fresh, language)
     text = _paragraphs_text(result.body) if result is not None else None
     if not text:
         return no_text("trafilatura", versions, "no main text found")
@@ -123,6 +142,77 @@ def extract_html(body: bytes, content_type: str | None, url: str, options: HtmlO
         author=result.author,
         date=result.date,
         sitename=result.sitename,
+        language=language,
+    )
+
+
+def _clean_and_extract(
+    tree: lxml.html.HtmlElement, url: str, options: HtmlOptions
+) -> trafilatura.settings.Document | None:
+    _unwrap_cell_code(tree)
+    if options.preclean:
+        preclean(tree)
+    if options.anchor:
+        mark_main_content(tree, options.anchor_share)
+    return trafilatura.bare_extraction(tree, **_trafilatura_args(url, options))
+
+
+# Elements whose text is a block of its own in `block_text`.
+_TEXT_BLOCKS = frozenset(
+    "p div li h1 h2 h3 h4 h5 h6 pre blockquote tr dt dd section article main header "
+    "figcaption table ul ol dl".split()
+)
+_NO_TEXT = frozenset({"script", "style", "template", "noscript", "svg", "head"})
+
+
+def block_text(tree: lxml.html.HtmlElement) -> str | None:
+    """Linear fallback: the article (else main, else body) as blocks, a blank line apart."""
+    root = next(iter(tree.xpath("//article | //main | //body")), tree)
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        text = " ".join("".join(current).split())
+        if text:
+            blocks.append(text)
+        current.clear()
+
+    skipping = 0
+    for event, element in lxml.etree.iterwalk(root, events=("start", "end")):
+        tag = element.tag if isinstance(element.tag, str) else ""
+        if event == "start":
+            if tag in _NO_TEXT:
+                skipping += 1
+            elif not skipping:
+                if tag in _TEXT_BLOCKS:
+                    flush()
+                current.append(element.text or "")
+            continue
+        if tag in _NO_TEXT:
+            skipping -= 1
+        elif tag in _TEXT_BLOCKS and not skipping:
+            flush()
+        elif tag == "br" and not skipping:
+            current.append(" ")
+        if not skipping and element is not root:
+            current.append(element.tail or "")
+    flush()
+    return "\n\n".join(blocks) or None
+
+
+def _block_document(tree: lxml.html.HtmlElement, language: str | None) -> Document:
+    versions = extractor_versions("trafilatura", trafilatura.__version__)
+    text = block_text(tree)
+    if not text:
+        return no_text("blocks", versions, "no main text found (time budget spent)")
+    return make_document(
+        text,
+        extractor="blocks",
+        versions=versions,
+        title=tree.findtext(".//title"),
+        author=None,
+        date=None,
+        sitename=None,
         language=language,
     )
 

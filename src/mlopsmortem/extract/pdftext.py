@@ -3,11 +3,16 @@
 Uses pypdf's layout mode, the only one that shows the vertical gap between paragraphs, so
 paragraph breaks survive for the chunker. A heading with no gap after it stays glued to its
 paragraph. Broken or AES-encrypted files give a no-text Document with a reason, never an error.
+
+pypdf reports every repair it makes to a broken file as a logging warning, thousands per
+hostile PDF, which reach stderr through logging's last-resort handler. Importing this module
+routes the `pypdf` loggers to this module's logger at DEBUG level instead.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import zlib
 
@@ -24,6 +29,29 @@ from mlopsmortem.extract.document import (
     no_text,
 )
 
+log = logging.getLogger(__name__)
+
+
+class _PypdfToDebug(logging.Handler):
+    """Re-logs a pypdf record as a DEBUG record of this module's logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):  # a malformed format never reaches stderr either
+                message = str(record.msg)
+            log.debug("pypdf (%s): %s", record.name, message)
+
+
+def _route_pypdf_logging() -> None:
+    pypdf_log = logging.getLogger("pypdf")
+    if not any(isinstance(handler, _PypdfToDebug) for handler in pypdf_log.handlers):
+        pypdf_log.addHandler(_PypdfToDebug())
+    pypdf_log.propagate = False  # nothing to stderr through logging.lastResort
+
+
+_route_pypdf_logging()
 _PDF_MAGIC = re.compile(rb"^\s*%PDF-")
 # pypdf decrypts AES (even with an empty password) only with the optional cryptography package.
 AES_REASON = "pdf is encrypted with AES: reading it needs the cryptography package"

@@ -7,6 +7,7 @@ list entry is gone gets `removed_at` too, and both come back if the entry return
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
@@ -14,19 +15,26 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
 import sqlite_utils
 
 from mlopsmortem.db import utcnow
-from mlopsmortem.errors import SourceError
+from mlopsmortem.errors import FetchError, SourceError
 from mlopsmortem.lists.formats import FAILURE_STORY, FORMATS, ListEntry, ParsedList, parse_list
 from mlopsmortem.settings import Settings
-from mlopsmortem.urls import canonical, story_id
+from mlopsmortem.urls import CanonicalURL, canonical, story_id
+
+if TYPE_CHECKING:
+    from mlopsmortem.crawl.fetch import FetchResult
 
 # Story fields filled from the list entries that name the story, first non-empty wins.
 STORY_FIELDS = ("title", "publisher", "kind", "year", "summary", "archive_url")
+# Longest summary and list text kept per link, in characters. The longest real entries are
+# about 1,100; one list item holding 5,000 links would otherwise store its whole text 5,000
+# times over (10,000 copies with summary and list text).
+MAX_ENTRY_TEXT = 2000
 # Provenance fields whose change is kept in story_source_history.
 TRACKED_FIELDS = ("list_title", "list_involved", "list_impact", "list_text", "section", "line")
 
@@ -138,53 +146,42 @@ class SourceText:
 def read_source(
     spec: SourceSpec, settings: Settings, *, etag: str | None = None, modified: str | None = None
 ) -> SourceText:
-    """The list's markdown, from disk or over HTTP (conditional when we have validators)."""
+    """The list's markdown, from disk or over HTTP (conditional when we have validators).
+
+    A remote list goes through the crawler's transport (`crawl.fetch.Fetcher`), with the
+    same bounds as a page: the SSRF guard checks the address it connects to (no second
+    resolution), every redirect hop is checked, `page_timeout` bounds the whole download and
+    at most `max_bytes` decoded bytes are read. A list cut at that size is an error, never a
+    shorter list (its missing entries would be marked removed). robots.txt is not consulted:
+    a list is named by the maintainer, not found by crawling. Raises SourceError.
+    """
     if not spec.is_url:
         try:
             return SourceText(Path(spec.location).read_text(encoding="utf-8"), None, None)
         except (OSError, UnicodeDecodeError) as err:
             raise SourceError(f"{spec.location}: cannot read source: {err}") from err
-    _check_url(spec.location, settings)
-    headers = {"User-Agent": settings.user_agent}
-    if etag:
-        headers["If-None-Match"] = etag
-    if modified:
-        headers["If-Modified-Since"] = modified
-    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     try:
-        # Lists are named by the maintainer, not by strangers, but a list URL may still
-        # redirect: hops are not followed blindly, each is checked like the first.
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            url = spec.location
-            for _ in range(settings.max_redirects + 1):
-                response = client.get(url, headers=headers)
-                if response.is_redirect and "location" in response.headers:
-                    url = str(response.url.join(response.headers["location"]))
-                    _check_url(url, settings)
-                    continue
-                break
-            else:
-                raise SourceError(f"{spec.location}: too many redirects")
-    except httpx.HTTPError as err:
-        raise SourceError(f"{spec.location}: cannot fetch source: {err}") from err
-    if response.status_code == 304:
-        return SourceText("", etag, modified, not_modified=True)
-    if response.status_code != 200:
-        raise SourceError(f"{spec.location}: HTTP {response.status_code}")
-    return SourceText(
-        response.text, response.headers.get("etag"), response.headers.get("last-modified")
-    )
-
-
-def _check_url(url: str, settings: Settings) -> None:
-    """The crawler's address rules apply to list URLs too (a list may redirect anywhere)."""
-    from mlopsmortem.crawl.netguard import resolve_and_check
-    from mlopsmortem.errors import FetchError
-
-    try:
-        asyncio.run(resolve_and_check(url, settings.allow_hosts))
+        result = asyncio.run(_fetch_list(spec.location, settings, etag, modified))
     except FetchError as err:
-        raise SourceError(f"{url}: {err}") from err
+        raise SourceError(f"{spec.location}: cannot fetch source: {err}") from err
+    if result.status_code == 304:
+        return SourceText("", etag, modified, not_modified=True)
+    if result.status_code != 200:
+        raise SourceError(f"{spec.location}: HTTP {result.status_code}")
+    if result.truncated:
+        raise SourceError(f"{spec.location}: list larger than {settings.max_bytes} bytes")
+    # Lists are markdown files in repositories: UTF-8 (a stray bad byte is replaced).
+    text = result.body.decode("utf-8-sig", errors="replace")
+    return SourceText(text, result.etag, result.last_modified)
+
+
+async def _fetch_list(
+    url: str, settings: Settings, etag: str | None, modified: str | None
+) -> FetchResult:
+    from mlopsmortem.crawl.fetch import Fetcher
+
+    async with Fetcher(settings, wayback=False) as fetcher:
+        return await fetcher.fetch(url, etag=etag, last_modified=modified, check_robots=False)
 
 
 def _source_row(db: sqlite_utils.Database, spec: SourceSpec) -> dict:
@@ -195,23 +192,32 @@ def _source_row(db: sqlite_utils.Database, spec: SourceSpec) -> dict:
     return next(db["sources"].rows_where("location = ?", [spec.location]))
 
 
-def _provenance(entry: ListEntry) -> dict:
+def _bounded(text: str | None) -> str | None:
+    """`text` cut to MAX_ENTRY_TEXT characters at a space, with an ellipsis when cut."""
+    if text is None or len(text) <= MAX_ENTRY_TEXT:
+        return text
+    cut = text[: MAX_ENTRY_TEXT - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > MAX_ENTRY_TEXT // 2 else cut).rstrip() + "…"
+
+
+def _provenance(entry: ListEntry, canon: CanonicalURL) -> dict:
     return {
         "list_url": entry.url,
-        "archive_url": canonical(entry.url).archive_url,
+        "archive_url": canon.archive_url,
         "category": entry.category,
         "title": entry.title,
         "publisher": entry.publisher,
         "kind": entry.kind,
         "year": entry.year,
-        "summary": entry.summary,
+        "summary": _bounded(entry.summary),
         "tag": entry.tag,
         "section": entry.section,
         "line": entry.line,
         "list_title": entry.list_title,
         "list_involved": json.dumps(list(entry.involved)),
         "list_impact": json.dumps(list(entry.impact)),
-        "list_text": entry.list_text,
+        "list_text": _bounded(entry.list_text),
     }
 
 
@@ -245,16 +251,28 @@ def ingest_parsed(
     *,
     new_story_ids: list[str],
 ) -> None:
-    """Upsert one parsed list in one transaction."""
+    """Upsert one parsed list in one transaction: an error rolls the whole list back.
+
+    An entry whose link cannot be canonicalised (a bad port such as `:99999` or `:abc`, an
+    unclosed `[::1`) is skipped and reported as `FILE:LINE: reason` with the parse problems.
+    Summaries and list texts are stored cut to MAX_ENTRY_TEXT characters per link.
+    """
     now = utcnow()
-    with db.conn:
+    problems = [str(p) for p in parsed.problems]
+    # db.atomic() opens the transaction itself, so sqlite-utils' own writes inside become
+    # savepoints; with `with db.conn:` each of them committed on its own.
+    with db.atomic():
         source = _source_row(db, spec)
         source_id = source["id"]
         seen_rows: set[int] = set()
         touched: set[str] = set()
         occurrences: dict[str, int] = {}
         for entry in parsed.entries:
-            canon = canonical(entry.url)
+            try:
+                canon = canonical(entry.url)
+            except ValueError as err:
+                problems.append(f"{spec.location}:{entry.line}: invalid link skipped: {err}")
+                continue
             sid = story_id(canon.url)
             occurrence = occurrences.get(sid, 0)
             occurrences[sid] = occurrence + 1
@@ -273,8 +291,8 @@ def ingest_parsed(
                 )
                 new_story_ids.append(sid)
             else:
-                db["stories"].update(sid, {"last_seen": now})
-            values = _provenance(entry)
+                _touch_story(db, sid, canon.url, now)
+            values = _provenance(entry, canon)
             existing = list(
                 db["story_sources"].rows_where(
                     "source_id = ? AND story_id = ? AND occurrence = ?",
@@ -344,15 +362,27 @@ def ingest_parsed(
                 [now, source_id, cand.url],
             )
         report.candidates = len(parsed.candidates)
-        report.skipped = len(parsed.problems)
-        report.problems = [str(p) for p in parsed.problems]
+        report.skipped = len(problems)
+        report.problems = problems
         report.format = parsed.format
+
+
+def _touch_story(db: sqlite_utils.Database, sid: str, canonical_url: str, now: str) -> None:
+    """Mark a known story seen; adopt today's canonical spelling of its own first URL (a bare
+    query name used to gain a `=`, and the crawler fetches the canonical URL)."""
+    story = db["stories"].get(sid)
+    update: dict[str, object] = {"last_seen": now}
+    if story["canonical_url"] != canonical_url:
+        with contextlib.suppress(ValueError):
+            if canonical(story["url"]).url == canonical_url:
+                update["canonical_url"] = canonical_url
+    db["stories"].update(sid, update)
 
 
 def _record_source(
     db: sqlite_utils.Database, spec: SourceSpec, text: SourceText | None, error: str | None
 ) -> None:
-    with db.conn:
+    with db.atomic():
         row = _source_row(db, spec)
         update: dict[str, object] = {
             "name": spec.name,
