@@ -4,7 +4,11 @@
 - a second, unchanged crawl as a ratio of the first crawl's time (target: >= 10x faster),
   the share of its requests that were conditional (target: 100 %) and re-extractions
   (target: 0);
-- peak RSS of the process (target: < 500 MB).
+- peak RSS of the process (target: < 500 MB);
+- resume: a crawl killed twice (SIGKILL) and resumed stores exactly what the uninterrupted
+  crawl stored (target: 0 differences), fetching no page that either killed run stored;
+- host down: with every server stopped, a re-crawl keeps every story's link status, text
+  and passages (target: 0 lost).
 
 The pages are spread over eight servers on 127.0.0.1 .. 127.0.0.8, because the crawler allows
 at most two requests at once per host. Run: .venv/bin/python -m bench.crawl [--pages N]
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import resource
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -27,6 +32,8 @@ from pathlib import Path
 from mlopsmortem.crawl.scheduler import fetch_stories
 from mlopsmortem.db import open_db
 from mlopsmortem.lists.ingest import SourceSpec, ingest_sources
+from mlopsmortem.passages.sync import sync_passages
+from mlopsmortem.pipeline import run_fetch
 from mlopsmortem.settings import Settings
 
 HOSTS = [f"127.0.0.{i}" for i in range(1, 9)]
@@ -83,6 +90,7 @@ def serve(counts: dict[str, Synchronized], ports: Queue) -> None:
     for host in HOSTS:
         server = ThreadingHTTPServer((host, 0), make_handler(counts))
         server.daemon_threads = True
+        server.handle_error = lambda *_: None  # type: ignore[method-assign]  # killed clients
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
     ports.put(
@@ -116,6 +124,72 @@ def timed_crawl(db_path: Path, spec: SourceSpec, settings: Settings) -> tuple[fl
     elapsed = time.perf_counter() - started
     db.close()
     return elapsed, report
+
+
+STATE_SQL = (
+    "SELECT p.story_id, p.link_status, p.content_hash, d.text_hash FROM pages p "
+    "LEFT JOIN documents d ON d.story_id = p.story_id"
+)
+
+
+def crawl_state(db_path: Path) -> set[tuple]:
+    """What a crawl leaves per story: link status, body hash, (chrome-filtered) text hash."""
+    db = open_db(db_path)
+    state = set(db.execute(STATE_SQL).fetchall())
+    db.close()
+    return state
+
+
+def _fetch_in_child(settings: Settings) -> None:
+    run_fetch(settings)
+
+
+def stored_pages(db_path: Path) -> int:
+    try:
+        with sqlite3.connect(db_path) as conn:
+            return conn.execute("SELECT COUNT(*) FROM page_bodies").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not migrated yet
+
+
+def killed_twice_then_resumed(
+    db_path: Path, spec: SourceSpec, settings: Settings, pages: int
+) -> tuple[set[tuple], int, int]:
+    """Crawl in a child process killed (SIGKILL) at a third and at two thirds of the pages,
+    then resume here. Returns the final state, the pages stored before the resumed run and
+    the pages it fetched."""
+    settings = settings.with_(db_path=db_path)
+    db = open_db(db_path)
+    ingest_sources(db, [spec], settings)
+    db.close()
+    for share in (1 / 3, 2 / 3):
+        child = Process(target=_fetch_in_child, args=(settings,))
+        child.start()
+        while child.is_alive() and stored_pages(db_path) < pages * share:
+            time.sleep(0.05)
+        child.kill()
+        child.join()
+    stored_before = stored_pages(db_path)
+    resumed = run_fetch(settings)
+    return crawl_state(db_path), stored_before, resumed.crawl.total
+
+
+def knowledge(db_path: Path, settings: Settings) -> dict[str, tuple]:
+    """Per story: link status, document text and passage texts."""
+    db = open_db(db_path)
+    sync_passages(db, settings=settings.with_(db_path=db_path))
+    passages: dict[str, list[str]] = {}
+    for sid, text in db.execute("SELECT story_id, text FROM passages ORDER BY story_id, seq"):
+        passages.setdefault(sid, []).append(text)
+    out = {
+        sid: (status, text, tuple(passages.get(sid, ())))
+        for sid, status, text in db.execute(
+            "SELECT p.story_id, p.link_status, d.text FROM pages p "
+            "LEFT JOIN documents d ON d.story_id = p.story_id"
+        )
+    }
+    db.close()
+    return out
 
 
 def main() -> None:
@@ -159,9 +233,32 @@ def main() -> None:
             f"({100 * conditional / max(total, 1):.0f} %), "
             f"not modified {report.not_modified}, re-extractions {reextracted}"
         )
-    process.terminate()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {peak_mb:.0f} MB")
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS: {peak_mb:.0f} MB")
+
+        clean = crawl_state(db_path)
+        state, stored_before, fetched = killed_twice_then_resumed(
+            tmpdir / "resumed.db", spec, settings, args.pages
+        )
+        print(
+            f"killed twice, then resumed: {len(state ^ clean)} differences from the "
+            f"uninterrupted crawl; {stored_before} pages stored before the kills, the resumed "
+            f"run fetched {fetched} ({args.pages - stored_before} not stored yet)"
+        )
+
+        before_down = knowledge(db_path, settings)
+        process.terminate()  # every host is down from here on
+        process.join()
+        started = time.perf_counter()
+        down = fetch_stories(open_db(db_path), settings.with_(max_tries=1))
+        after_down = knowledge(db_path, settings)
+        lost = [sid for sid, known in before_down.items() if after_down.get(sid) != known]
+        print(
+            f"crawl with every host down ({time.perf_counter() - started:.1f} s): "
+            f"{len(down.failing)} failing with their last good state kept, "
+            f"{len(down.newly_dead)} newly dead, {len(lost)} stories lost status, text or "
+            f"passages (of {len(before_down)})"
+        )
     sys.stdout.flush()
 
 

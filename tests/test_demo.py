@@ -138,6 +138,20 @@ def test_search_finds_the_right_story_first(demo_db, query: str, slug: str) -> N
     assert hits[0].snippet
 
 
+def test_the_first_crawls_counts_agree_with_the_database(demo_db) -> None:
+    """Each count says one thing: no story or passage is counted twice."""
+    db_path, _, first, _ = demo_db
+    db = open_db(db_path)
+    stories = db.execute("SELECT count(DISTINCT story_id) FROM passages").fetchone()[0]
+    passages = db.execute("SELECT count(*) FROM passages").fetchone()[0]
+    cards = db.execute("SELECT count(*) FROM passages WHERE kind = 'card'").fetchone()[0]
+    assert first.stages["passages"]["changed_stories"] == stories
+    assert first.stages["passages"]["inserted"] == passages
+    assert first.stages["embed"]["embedded"] == passages
+    assert first.stages["cards"]["updated_with_tags"] <= cards
+    assert first.stages["embed"]["cards_reembedded"] == first.stages["cards"]["updated_with_tags"]
+
+
 def test_recrawl_of_the_unchanged_demo_is_conditional_and_redoes_nothing(demo_db) -> None:
     _, _, first, second = demo_db
     assert len(first.ingest.new_story_ids) == len(demo_stories())

@@ -314,3 +314,22 @@ def m007_site_chrome(db: sqlite_utils.Database) -> None:
         "INSERT OR IGNORE INTO extracted_texts (story_id, text, text_hash, pending, "
         "chrome_blocks, chrome_chars) SELECT story_id, text, text_hash, 1, 0, 0 FROM documents"
     )
+
+
+@migration(8, "pages: failed attempts beside the last good state, archive lookups")
+def m008_page_failures(db: sqlite_utils.Database) -> None:
+    # A failed re-fetch no longer replaces a page's last good state (crawl/pagestore.py): the
+    # attempt is recorded beside it. error_kind / error_message hold the last failure.
+    columns = {
+        "checked_at": str,  # last attempt, good or failed (fetched_at: last good response)
+        "failures": int,  # consecutive failed attempts; 0 after a good response
+        "failing_since": str,  # first failed attempt of the current run of failures
+        "archive_lookup": str,  # pending | found | none | error, for a dead page
+        "archive_error": str,  # message of the last failed archive lookup
+        "archive_checked_at": str,
+    }
+    existing = db["pages"].columns_dict
+    for name, kind in columns.items():
+        if name not in existing:
+            db["pages"].add_column(name, kind)
+    db.execute("UPDATE pages SET checked_at = fetched_at, failures = 0 WHERE checked_at IS NULL")

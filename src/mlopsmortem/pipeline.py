@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import sqlite_utils
@@ -13,6 +13,7 @@ from mlopsmortem.crawl.pagestore import CrawlReport
 from mlopsmortem.crawl.scheduler import ExtractReport, crawl_lock, extract_stored, fetch_stories
 from mlopsmortem.db import open_db
 from mlopsmortem.demo import DEMO_BASE, DEMO_HOST, RunningSite, demo_list_text, serve_site
+from mlopsmortem.errors import MlopsmortemError, SourceError
 from mlopsmortem.lists.ingest import (
     IngestReport,
     SourceSpec,
@@ -23,7 +24,7 @@ from mlopsmortem.lists.ingest import (
 from mlopsmortem.passages.embed import EmbedCounts, embed_passages
 from mlopsmortem.passages.sync import SyncCounts, sync_passages
 from mlopsmortem.progress import progress_bar
-from mlopsmortem.runs import record_run
+from mlopsmortem.runs import RunRecord, record_run
 from mlopsmortem.settings import Settings
 from mlopsmortem.tagging.run import tag_stories
 
@@ -57,12 +58,93 @@ class IngestRun:
         }
 
 
-def resolve_sources(settings: Settings, arguments: Sequence[str]) -> list[SourceSpec]:
-    """Command-line SOURCE arguments, or every default source when there are none."""
-    configured = load_source_specs(settings.sources_file)
+class CrawlInterrupted(MlopsmortemError):
+    """A fetching run stopped by Ctrl-C; what it stored is kept and a rerun resumes."""
+
+
+def resolve_sources(
+    settings: Settings, arguments: Sequence[str], db: sqlite_utils.Database | None = None
+) -> list[SourceSpec]:
+    """The lists a run reads: its SOURCE arguments, else the database's own sources.
+
+    Without arguments, a database that holds sources re-reads those, under the names they
+    have there (the demo database its demo list); only a new, empty database reads the
+    defaults of `data/sources.toml`. An argument is a source name (the database's or the
+    sources file's), a URL or a file; a file or URL the database already holds keeps its
+    name there. An argument that names no source and does not look like a path (no slash,
+    no file extension) raises SourceError naming the known sources; a missing file is left
+    to fail as that source's own error, so the other lists are still read.
+    """
+    held = _held_sources(db)
+    if not arguments and held:
+        return held
+    try:
+        configured = load_source_specs(settings.sources_file)
+    except SourceError:
+        if not arguments:
+            raise
+        configured = []  # names and paths can still be resolved
     if not arguments:
         return configured
-    return [spec_from_argument(arg, configured) for arg in arguments]
+    by_location = {spec.location: spec for spec in held}
+    specs = []
+    for argument in arguments:
+        named = next((s for s in [*held, *configured] if s.name == argument), None)
+        if named is None and not _is_location(argument):
+            known = sorted({s.name for s in [*held, *configured]})
+            raise SourceError(
+                f"no such source: {argument!r} is not a source name, a URL or a file "
+                f"(known sources: {', '.join(known) or 'none'})"
+            )
+        spec = named or spec_from_argument(argument, configured)
+        held_spec = by_location.get(spec.location)
+        if held_spec is not None:
+            spec = SourceSpec(
+                held_spec.name,
+                spec.location,
+                spec.format or held_spec.format,
+                spec.category or held_spec.category,
+            )
+        specs.append(spec)
+    return specs
+
+
+def _is_location(argument: str) -> bool:
+    """A URL, or something meant as a file: an existing path, a slash or an extension."""
+    if argument.lower().startswith(("http://", "https://")) or Path(argument).exists():
+        return True
+    return "/" in argument or "\\" in argument or bool(Path(argument).suffix)
+
+
+def _held_sources(db: sqlite_utils.Database | None) -> list[SourceSpec]:
+    """The sources a database has read at least once, oldest first, under their stored
+    names (a mistyped path that never read is not one of them)."""
+    if db is None or not db["sources"].exists():
+        return []
+    return [
+        SourceSpec(name=row["name"], location=row["location"], format=row["format"])
+        for row in db.query(
+            "SELECT name, location, format FROM sources WHERE content_hash IS NOT NULL ORDER BY id"
+        )
+    ]
+
+
+@contextmanager
+def resumable_run(db: sqlite_utils.Database, command: str) -> Iterator[RunRecord]:
+    """`record_run` for a fetching command. On Ctrl-C the run is left `interrupted` (the next
+    fetching run resumes after it, as after a kill) and CrawlInterrupted says so."""
+    run: RunRecord | None = None
+    try:
+        with record_run(db, command) as run:
+            yield run
+    except KeyboardInterrupt:
+        if run is not None:
+            with db.conn:
+                db.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", [run.id])
+        raise CrawlInterrupted(
+            f"{command} interrupted: the pages stored so far are kept; "
+            "run the same command again to resume where it stopped"
+        ) from None
 
 
 def run_ingest(
@@ -72,7 +154,7 @@ def run_ingest(
     on_problem: Callable[[str], None] | None = None,
 ) -> IngestRun:
     db = open_db(settings.db_path)
-    specs = resolve_sources(settings, arguments)
+    specs = resolve_sources(settings, arguments, db)
     with record_run(db, "ingest") as run:
         report = ingest_sources(db, specs, settings, on_problem=on_problem)
         run.counts = {**report.totals(), "new_stories": len(report.new_story_ids)}
@@ -95,6 +177,8 @@ class FetchRun:
             f"({c['not_modified']} not modified), newly dead {c['newly_dead']}, "
             f"recovered {c['recovered']}, archived {c['archived']}, refused {c['refused']}, "
             f"blocked {c['blocked']}, errors {c['errors']}",
+            f"failing {c['failing']} (last good state kept, retried next run), "
+            f"archive lookups failed {c['archive_errors']} (retried next run)",
         ]
 
 
@@ -117,7 +201,7 @@ def _fetch_with_progress(
 
 def run_fetch(settings: Settings, only: Sequence[str] = ()) -> FetchRun:
     db = open_db(settings.db_path)
-    with crawl_lock(settings.db_path), record_run(db, "fetch") as run:
+    with crawl_lock(settings.db_path), resumable_run(db, "fetch") as run:
         report = _fetch_with_progress(db, settings, only, run.id)
         run.counts = report.counts()
         run.report = asdict(report)
@@ -166,6 +250,8 @@ class CrawlRun:
             "refused": c["refused"],
             "blocked": c["blocked"],
             "errors": c["errors"],
+            "failing": c["failing"],
+            "archive_errors": c["archive_errors"],
             "sources": [asdict(s) for s in self.ingest.sources],
             "stages": self.stages,
             "story_ids": {
@@ -175,6 +261,8 @@ class CrawlRun:
                 "recovered": self.crawl.recovered,
                 "refused": self.crawl.refused,
                 "errors": self.crawl.errors,
+                "failing": self.crawl.failing,
+                "archive_errors": self.crawl.archive_errors,
             },
         }
 
@@ -188,7 +276,8 @@ class CrawlRun:
         lines.append(
             f"change report: {d['new_stories']} new stories, {d['changed_pages']} changed pages, "
             f"{d['unchanged']} unchanged, {d['newly_dead']} newly dead, {d['recovered']} "
-            f"recovered, {d['refused']} refused, {d['errors']} errors"
+            f"recovered, {d['refused']} refused, {d['errors']} errors, {d['failing']} failing "
+            f"(last good state kept), {d['archive_errors']} archive lookups failed"
         )
         return lines
 
@@ -204,8 +293,8 @@ def run_crawl(
     """Ingest the lists, fetch the pages, then every later stage: the command for cron."""
     db = open_db(settings.db_path)
     if specs is None:
-        specs = resolve_sources(settings, arguments)
-    with crawl_lock(settings.db_path), record_run(db, "crawl") as run:
+        specs = resolve_sources(settings, arguments, db)
+    with crawl_lock(settings.db_path), resumable_run(db, "crawl") as run:
         ingest = ingest_sources(db, specs, settings, on_problem=on_problem)
         crawl = _fetch_with_progress(db, settings, only, run.id)
         stages = run_later_stages(db, settings)
@@ -222,26 +311,22 @@ def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str,
 
     Passages are synced and embedded before tagging (the semantic tagger reads passage
     vectors), and once more after it, because a story's card passage names its tags.
+    The report counts each thing once: `passages` is the sync of the stories' texts and cards,
+    `cards` the cards rewritten afterwards to name new tags, and `embed` the passages embedded
+    (`embedded`) apart from those cards embedded again (`cards_reembedded`).
     """
     stages: dict[str, dict[str, object]] = {}
     first = sync_passages(db, settings=settings)
     embedded = embed_passages(db, settings)
     stages["tag"], second, again = tag_and_refresh_cards(db, settings)
-    embedded = replace(embedded, embedded=embedded.embedded + again.embedded)
-    stages["passages"] = asdict(_add_counts(first, second))
-    stages["embed"] = {"model": embedded.model, "embedded": embedded.embedded}
+    stages["passages"] = asdict(first)
+    stages["cards"] = {"updated_with_tags": second.inserted + second.updated}
+    stages["embed"] = {
+        "model": embedded.model,
+        "embedded": embedded.embedded,
+        "cards_reembedded": again.embedded,
+    }
     return stages
-
-
-def _add_counts(a: SyncCounts, b: SyncCounts) -> SyncCounts:
-    return SyncCounts(
-        stories=a.stories,
-        changed_stories=a.changed_stories + b.changed_stories,
-        inserted=a.inserted + b.inserted,
-        updated=a.updated + b.updated,
-        deleted=a.deleted + b.deleted,
-        unchanged=b.unchanged,
-    )
 
 
 def tag_and_refresh_cards(

@@ -65,6 +65,15 @@ class Settings:
     max_age: float | None = None  # seconds; pages fetched more recently are skipped
     force: bool = False
 
+    # failure handling (docs/crawling.md, "When a fetch fails")
+    # A connection error, timeout or 5xx on a page with a good state (live, redirected, dead,
+    # archived) keeps that state, its text and passages; the page is declared dead only once
+    # it has failed on this many crawls in a row AND for this long (seconds). A host that is
+    # down for an afternoon, or a laptop offline during one cron run, must not wipe link
+    # status everywhere; link checkers (notfoundbot, lychee's cache) wait for the same reason.
+    dead_after_failures: int = 3
+    dead_after_s: float = 7 * 86400.0
+
     # extraction
     # A text block (paragraph, heading, list, table) found word for word on this many distinct
     # pages of one host is site chrome (status-page component lists, "Subscribe to updates",

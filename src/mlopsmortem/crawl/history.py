@@ -1,10 +1,12 @@
 """What changed lately and where the knowledge base stands: `changes` and `status`.
 
 `changes` reads the change reports that crawl and fetch runs store in `runs.report` (story ids
-of new stories, changed pages, newly dead and recovered links). A run killed mid-way stores no
-report, so the database's own timestamps fill in what they can: `stories.first_seen` (ingest
-runs keep only counts), `page_history.replaced_at` and `pages.dead_since`. Both commands only
-read; they record no run, so asking does not change the answer.
+of new stories, changed pages, newly dead and recovered links); links that started failing
+(their last good state kept, `pages.failing_since`) are listed apart from the dead ones. A
+run killed mid-way stores no report, so the database's own timestamps fill in what they can:
+`stories.first_seen` (ingest runs keep only counts), `page_history.replaced_at` and
+`pages.dead_since`. Both commands only read; they record no run, so asking does not change
+the answer.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from mlopsmortem.db import open_db
-from mlopsmortem.errors import NotFoundError
+from mlopsmortem.db import open_existing_db as db_open_existing
 from mlopsmortem.settings import Settings, parse_duration
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # as db.utcnow() writes: comparable as text
@@ -26,21 +26,22 @@ LAST_RUNS = 5
 NOT_FETCHED = "not_fetched"
 # Commands whose report holds page-level story ids.
 FETCHING_COMMANDS = ("crawl", "fetch")
-CATEGORIES = ("new_stories", "changed_pages", "newly_dead", "recovered", "removed")
+CATEGORIES = ("new_stories", "changed_pages", "newly_dead", "failing", "recovered", "removed")
 HEADINGS = {
     "new_stories": ("new stories", "+"),
     "changed_pages": ("changed pages", "~"),
     "newly_dead": ("newly dead links", "x"),
+    "failing": ("failing links (not dead yet: last good state kept)", "!"),
     "recovered": ("recovered links", "^"),
     "removed": ("removed from every list", "-"),
 }
+# Still failing and not dead: pages whose last good state is kept (crawl/pagestore.py).
+FAILING = "p.failures > 0 AND p.link_status IN ('live', 'redirected')"
 
 
 def open_existing_db(settings: Settings) -> sqlite_utils.Database:
     """The knowledge base, which must exist: a read-only command must not create an empty one."""
-    if not Path(settings.db_path).exists():
-        raise NotFoundError(f"{settings.db_path} does not exist: run `mlopsmortem crawl` first")
-    return open_db(settings.db_path)
+    return db_open_existing(settings.db_path)
 
 
 def _format(moment: datetime) -> str:
@@ -143,6 +144,7 @@ class ChangeReport:
     new_stories: list[StoryChange] = field(default_factory=list)
     changed_pages: list[StoryChange] = field(default_factory=list)
     newly_dead: list[StoryChange] = field(default_factory=list)
+    failing: list[StoryChange] = field(default_factory=list)
     recovered: list[StoryChange] = field(default_factory=list)
     removed: list[StoryChange] = field(default_factory=list)
 
@@ -161,7 +163,10 @@ class ChangeReport:
 
 
 def collect_changes(db: sqlite_utils.Database, since: str) -> ChangeReport:
-    """Stories that are new, changed, newly dead, recovered or removed since `since`.
+    """Stories that are new, changed, newly dead, failing, recovered or removed since `since`.
+
+    Failing: the link's fetches have failed since a moment in the window and it is not dead
+    (yet): its last good state is kept, and it is dated by the first failure.
 
     Each story appears once per category, at its latest event. A link that died and came back
     (or the reverse) within the window is listed by its last transition only; a new story's
@@ -212,6 +217,11 @@ def collect_changes(db: sqlite_utils.Database, since: str) -> ChangeReport:
     for r in db.query("SELECT story_id, dead_since FROM pages WHERE dead_since >= ?", [since]):
         if r["story_id"] not in events["newly_dead"]:
             note("newly_dead", r["story_id"], r["dead_since"], None)
+    for r in db.query(
+        f"SELECT story_id, failing_since FROM pages p WHERE {FAILING} AND failing_since >= ?",
+        [since],
+    ):
+        note("failing", r["story_id"], r["failing_since"], None)
 
     for sid in events["new_stories"]:
         events["changed_pages"].pop(sid, None)  # its first fetch, not a change
@@ -288,6 +298,10 @@ class StatusReport:
     tags: int
     embeddings: dict[str, int]
     runs: list[RunSummary]
+    # links whose fetches fail while their last good state is kept (not dead yet)
+    failing: list[dict[str, Any]] = field(default_factory=list)
+    # dead links without an archived copy, and why: no snapshot, or a lookup to retry
+    no_archive: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,11 +317,32 @@ class StatusReport:
             f"pages never fetched: {self.never_fetched}",
             f"stale pages (fetched before {self.stale_before}): {self.stale}"
             + (f", oldest fetch {self.oldest_fetch}" if self.oldest_fetch else ""),
-            f"documents {self.documents}, passages {self.passages}, tags {self.tags}, "
+            f"documents with text {self.documents}, passages {self.passages}, tags {self.tags}, "
             f"embeddings: {joined(self.embeddings)}",
-            f"last {len(self.runs)} runs:",
         ]
+        lines.append(f"failing, not dead (last good state kept): {len(self.failing)}")
+        lines += [
+            f"  ! {f['title'] or '(untitled)'} <{f['url']}> {f['link_status']}, failing since "
+            f"{f['failing_since']} ({f['failures']} failed attempts): {f['error_message']}"
+            for f in self.failing
+        ]
+        lines.append(f"dead without an archived copy: {len(self.no_archive)}")
+        lines += [
+            f"  x {d['title'] or '(untitled)'} <{d['url']}> dead since {d['dead_since']}: "
+            f"{_archive_reason(d)}"
+            for d in self.no_archive
+        ]
+        lines.append(f"last {len(self.runs)} runs:")
         return lines + [run.line() for run in self.runs]
+
+
+def _archive_reason(dead: dict[str, Any]) -> str:
+    lookup = dead.get("archive_lookup")
+    if lookup == "error":
+        return f"archive lookup failed, retried next crawl ({dead.get('archive_error')})"
+    if lookup == "pending":
+        return "archive not looked up yet (next crawl)"
+    return "no archived snapshot found"
 
 
 def _by(db: sqlite_utils.Database, sql: str) -> dict[str, int]:
@@ -357,6 +392,20 @@ def collect_status(
             _run_summary(r)
             for r in db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [LAST_RUNS])
         ],
+        failing=list(
+            db.query(
+                "SELECT s.id AS story_id, s.title, s.url, p.link_status, p.failing_since, "
+                f"p.failures, p.error_kind, p.error_message {listed} AND {FAILING} "
+                "ORDER BY p.failing_since, s.id"
+            )
+        ),
+        no_archive=list(
+            db.query(
+                "SELECT s.id AS story_id, s.title, s.url, p.dead_since, p.archive_lookup, "
+                f"p.archive_error {listed} AND p.link_status = 'dead' "
+                "ORDER BY p.dead_since, s.id"
+            )
+        ),
     )
 
 

@@ -3,8 +3,8 @@
 The transport (`fetch.py`) knows HTTP; this module knows stories. It decides which pages to
 fetch, follows dead links to an archived copy, extracts text, and hands each outcome to
 `pagestore.py`, which stores it in its own transaction with its history and change counts.
-A crawl killed at any point resumes: pages stored by the interrupted run are not fetched
-again, and nothing is duplicated.
+A crawl killed at any point resumes: pages stored by the interrupted runs are not fetched
+again (except a dead page whose archive lookup did not finish), and nothing is duplicated.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ from mlopsmortem.crawl.pagestore import (
     DEAD_STATUS,
     ERROR,
     LIVE,
+    LOOKUP_ERROR,
+    LOOKUP_NONE,
     REDIRECTED,
     REFUSED,
+    RETRY_LOOKUP,
     CrawlReport,
     PageStore,
     content_hash,
@@ -80,21 +83,23 @@ def crawl_lock(db_path: Path) -> Iterator[None]:
 def interrupted_since(
     db: sqlite_utils.Database, commands: Sequence[str], current_run: int | None
 ) -> str | None:
-    """Start time of a fetching run that never finished (killed), to resume after it.
+    """Start of the earliest of the fetching runs interrupted since the last one that
+    finished, to resume after all of them (None when the last one finished).
 
-    Only called while holding the crawl lock, so another `running` row belongs to a dead
-    process.
+    Two kills in a row leave two such runs; pages either stored are done. Only called while
+    holding the crawl lock, so a `running` row belongs to a dead process.
     """
     placeholders = ", ".join("?" for _ in commands)
-    row = next(
-        db.query(
-            f"SELECT id, started_at FROM runs WHERE status = 'running' AND id != ? "
-            f"AND command IN ({placeholders}) ORDER BY id DESC LIMIT 1",
-            [current_run or -1, *commands],
-        ),
-        None,
-    )
-    return row["started_at"] if row else None
+    earliest = None
+    for row in db.query(
+        f"SELECT status, started_at FROM runs WHERE id != ? AND command IN ({placeholders}) "
+        "ORDER BY id DESC",
+        [current_run or -1, *commands],
+    ):
+        if row["status"] not in ("running", "interrupted"):
+            break
+        earliest = row["started_at"]
+    return earliest
 
 
 def mark_interrupted(db: sqlite_utils.Database, current_run: int | None) -> None:
@@ -115,7 +120,8 @@ def select_pages(
     """Stories whose page is due, and how many were skipped as fresh."""
     sql = (
         "SELECT s.id, s.url, s.canonical_url, s.archive_url, p.etag, p.last_modified, "
-        "p.fetched_at, p.link_status, p.content_hash, p.archive_url AS page_archive_url "
+        "p.fetched_at, p.link_status, p.content_hash, p.archive_url AS page_archive_url, "
+        "COALESCE(p.checked_at, p.fetched_at) AS checked_at, p.archive_lookup "
         "FROM stories s LEFT JOIN pages p ON p.story_id = s.id WHERE s.removed_at IS NULL"
     )
     params: list[object] = []
@@ -137,10 +143,12 @@ def select_pages(
         )
     due = []
     for row in rows:
-        fetched = row["fetched_at"]
-        if fetched and resume_after and fetched >= resume_after:
-            continue  # stored by the run that was interrupted
-        if fetched and cutoff and fetched >= cutoff:
+        checked = row["checked_at"]
+        if row["link_status"] == DEAD and row["archive_lookup"] in RETRY_LOOKUP:
+            pass  # its archive lookup failed or never finished: due whatever its age
+        elif checked and resume_after and checked >= resume_after:
+            continue  # done by a run that was interrupted
+        elif checked and cutoff and checked >= cutoff:
             continue
         due.append(row)
     return due, len(rows) - len(due)
@@ -168,24 +176,41 @@ async def _extract(result: FetchResult) -> Document:
     )
 
 
-async def _fetch_archive(
-    fetcher: Fetcher, row: dict, store: PageStore, original: FetchResult | None
-) -> bool:
-    """Try the list's archive link, else the Wayback Machine. True when a copy was stored."""
+async def _fetch_archive(fetcher: Fetcher, row: dict, store: PageStore) -> bool:
+    """Try the list's archive link, else the Wayback Machine. True when a copy was stored.
+
+    Without a copy the page stays dead, and the lookup is recorded: `none` when there is no
+    snapshot, `error` when the lookup failed (counted in the report and retried next run)."""
     snapshot = row["archive_url"]
     try:
         if not snapshot:
             snapshot = await fetcher.wayback_lookup(row["canonical_url"])
         if not snapshot:
+            store.archive_outcome(row, LOOKUP_NONE)
             return False
         result = await fetcher.fetch(snapshot)
-    except FetchError:
-        return False  # no copy to be had: the page stays recorded as dead
+    except FetchError as err:
+        store.archive_outcome(row, LOOKUP_ERROR, err)
+        return False
     if result.status_code != 200 or not result.body:
+        code = result.status_code
+        if code >= 500 or code == 429:
+            err = FetchError(f"http_{code}", f"{snapshot}: HTTP {code}")
+            store.archive_outcome(row, LOOKUP_ERROR, err)
+        else:
+            store.archive_outcome(row, LOOKUP_NONE)
         return False
     document = await _extract(result)
     store.record_response(row, result, document, status=ARCHIVED, archive_url=snapshot)
     return True
+
+
+async def _failed(fetcher: Fetcher, row: dict, store: PageStore, err: FetchError) -> str:
+    """A failed attempt: the page keeps its last good state unless the failure persists."""
+    status = store.record_failure(row, ERROR, err)
+    if status == DEAD:
+        return ARCHIVED if await _fetch_archive(fetcher, row, store) else DEAD
+    return status
 
 
 async def crawl_page(fetcher: Fetcher, row: dict, store: PageStore, settings: Settings) -> str:
@@ -199,35 +224,24 @@ async def crawl_page(fetcher: Fetcher, row: dict, store: PageStore, settings: Se
             last_modified=row["last_modified"] if conditional else None,
         )
     except RefusedURL as err:
-        store.record_failure(row, REFUSED, err)
-        return REFUSED
+        return store.record_failure(row, REFUSED, err)
     except RobotsBlocked as err:
-        store.record_failure(row, BLOCKED, err)
-        return BLOCKED
+        return store.record_failure(row, BLOCKED, err)
     except FetchError as err:
-        if err.kind == "dns":
-            if row["link_status"] == ARCHIVED and row["page_archive_url"]:
-                store.still_archived(row)
-                return ARCHIVED
-            store.record_dead(row, None, err)
-            return ARCHIVED if await _fetch_archive(fetcher, row, store, None) else DEAD
-        store.record_failure(row, ERROR, err)
-        return ERROR
+        return await _failed(fetcher, row, store, err)
     if result.status_code in DEAD_STATUS:
         if row["link_status"] == ARCHIVED and row["page_archive_url"]:
             store.still_archived(row)
             return ARCHIVED
         store.record_dead(row, result, None)
-        return ARCHIVED if await _fetch_archive(fetcher, row, store, result) else DEAD
+        return ARCHIVED if await _fetch_archive(fetcher, row, store) else DEAD
     if result.not_modified:
         status = row["link_status"] if row["link_status"] in ALIVE else LIVE
         store.record_response(row, result, None, status=status)
         return status
     if result.status_code != 200:
-        store.record_failure(
-            row, ERROR, FetchError(f"http_{result.status_code}", f"HTTP {result.status_code}")
-        )
-        return ERROR
+        code = result.status_code
+        return await _failed(fetcher, row, store, FetchError(f"http_{code}", f"HTTP {code}"))
     status = _link_status_for(result, url)
     document = None
     if row["content_hash"] != content_hash(result.body):
@@ -244,7 +258,7 @@ async def crawl_pages(
     *,
     on_page: ProgressCallback | None = None,
 ) -> CrawlReport:
-    store = PageStore(db, report)
+    store = PageStore(db, report, settings)
     async with Fetcher(settings) as fetcher:
 
         async def one(row: dict) -> None:
