@@ -174,3 +174,19 @@ def test_split_items(text: str, items: tuple[str, ...]) -> None:
 )
 def test_normalise_kind(raw, url, kind) -> None:
     assert normalise_kind(raw, url) == kind
+
+
+def test_a_link_with_another_scheme_is_reported_as_unsupported_not_missing() -> None:
+    text = (
+        "* [A story - Org - blog post 2020](https://a.example/story)\n"
+        "* [Mirror - Org - postmortem 2019](ftp://files.example/postmortem.txt)\n"
+        "* [Gopher - Org - postmortem 2018](GOPHER://old.example/1)\n"
+        "* plain words, no link at all\n"
+    )
+    parsed = parse_list(text, name="list.md", format="afs")
+    assert [e.url for e in parsed.entries] == ["https://a.example/story"]
+    assert [str(p) for p in parsed.problems] == [
+        "list.md:2: unsupported scheme ftp: 'ftp://files.example/postmortem.txt'",
+        "list.md:3: unsupported scheme gopher: 'GOPHER://old.example/1'",
+        "list.md:4: list item has no link: 'plain words, no link at all'",
+    ]

@@ -1,6 +1,13 @@
 """The command line: each command parses options, calls one library function, prints the result.
 
 Library errors (`MlopsmortemError`) become one line on stderr and exit code 1.
+
+Reading never writes: `search`, `similar`, `status`, `changes`, `export` and `serve` open the
+database read-only (`db.open_existing_db`). They never create it (a missing `--db` is "PATH
+does not exist"), convert it to WAL or apply migrations: a database whose schema is older
+than this version is an error telling to run a writing command (`crawl`, `ingest`, `fetch`,
+`extract`, `embed`, `tag`, `demo`), which upgrades it. Output for people is never
+hard-wrapped when stdout is not a terminal, so piped ids and URLs stay on one line.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -86,7 +94,8 @@ def ingest(
 ) -> None:
     """Read failure-story lists into stories.
 
-    SOURCES are URLs, files or names from data/sources.toml; none means all defaults.
+    SOURCES are URLs, files or names from data/sources.toml. None: the lists the database
+    already holds, under their names; a new database reads data/sources.toml's defaults.
     """
     from mlopsmortem.pipeline import run_ingest
 
@@ -188,8 +197,9 @@ def crawl(
 ) -> None:
     """Ingest the lists, fetch pages, then tag and embed: the one command for cron.
 
-    Exit code 0 when the crawl completed (dead links included), 2 when some source
-    lists could not be read, 1 on failure.
+    SOURCES as for `ingest`; none re-crawls the lists the database holds. Exit code 0 when
+    the crawl completed (dead links included), 2 when some source lists could not be read, 1
+    on failure.
     """
     from mlopsmortem.pipeline import run_crawl
 
@@ -241,14 +251,23 @@ def serve(settings: Settings, host: str, port: int, open_browser: bool) -> None:
 def demo(settings: Settings, site_port: int, port: int, no_serve: bool, open_browser: bool) -> None:
     """Serve the bundled fictional sample site on 127.0.0.1, crawl it, and publish the result."""
     from mlopsmortem.pipeline import demo_session
+    from mlopsmortem.web.serve import bind_port
     from mlopsmortem.web.serve import serve as serve_datasette
 
-    with demo_session(settings, site_port=site_port) as (result, site):
-        echo(settings, f"demo site: {site.base_url}")
-        for line in result.summary_lines():
-            echo(settings, line)
-        if not no_serve:
-            serve_datasette(settings, host="127.0.0.1", port=port, open_browser=open_browser)
+    # the server's port is reserved before the crawl, so a taken one fails at once
+    sock = None if no_serve else bind_port("127.0.0.1", port)
+    try:
+        with demo_session(settings, site_port=site_port) as (result, site):
+            echo(settings, f"demo site: {site.base_url}")
+            for line in result.summary_lines():
+                echo(settings, line)
+            if sock is not None:
+                serve_datasette(
+                    settings, host="127.0.0.1", port=port, open_browser=open_browser, sock=sock
+                )
+    finally:
+        if sock is not None:
+            sock.close()
 
 
 def _since_timestamp(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -366,10 +385,28 @@ def tag(settings: Settings, rebuild: bool) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+# Years `--since` accepts: the lists' stories are from 1900 on (lists/formats.py reads 19xx and
+# 20xx); a story can be dated at most next year (time zones, a list written ahead).
+SINCE_FIRST_YEAR = 1900
+
+
+def _since_year(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    last = datetime.now(UTC).year + 1
+    if value is not None and not SINCE_FIRST_YEAR <= value <= last:
+        raise click.BadParameter(f"{value} is not a year from {SINCE_FIRST_YEAR} to {last}")
+    return value
+
+
 def filter_options(fn: F) -> F:
     @click.option("--component", "components", multiple=True, help="Only stories with this tag.")
     @click.option("--impact", "impacts", multiple=True, help="Only stories with this impact.")
-    @click.option("--since", type=int, help="Only stories from this year on.")
+    @click.option(
+        "--since",
+        type=int,
+        callback=_since_year,
+        metavar="YEAR",
+        help=f"Only stories from this year on ({SINCE_FIRST_YEAR} to next year).",
+    )
     @click.option("--source", "sources", multiple=True, help="Only stories from this list.")
     @click.option("--link-status", multiple=True, help="live, dead, archived, ...")
     @functools.wraps(fn)
@@ -403,12 +440,15 @@ def search(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Find the stories that match QUERY, each with the passage that matched."""
-    from mlopsmortem.db import open_db
+    """Find the stories that match QUERY, each with the passage that matched.
+
+    Above the results, a line says when none (or only some) of them contain QUERY's words."""
+    from mlopsmortem.db import open_existing_db
+    from mlopsmortem.hitprint import print_hits
     from mlopsmortem.search.run import search as search_stories
 
     hits = search_stories(
-        open_db(settings.db_path),
+        open_existing_db(settings.db_path),
         query,
         settings=settings,
         mode=mode,  # type: ignore[arg-type]
@@ -419,7 +459,7 @@ def search(
         link_status=link_status,
         limit=limit,
     )
-    print_hits(settings, hits, as_json)
+    print_hits(hits, as_json, quiet=settings.quiet, mode=mode)
 
 
 @cli.command()
@@ -429,43 +469,13 @@ def search(
 @common_options
 def similar(settings: Settings, story_id: str, limit: int, as_json: bool) -> None:
     """The stories nearest to STORY_ID."""
-    from mlopsmortem.db import open_db
+    from mlopsmortem.db import open_existing_db
+    from mlopsmortem.hitprint import print_hits
     from mlopsmortem.search.run import similar as similar_stories
 
-    hits = similar_stories(open_db(settings.db_path), story_id, settings=settings, limit=limit)
-    print_hits(settings, hits, as_json)
-
-
-def print_hits(settings: Settings, hits: list[Any], as_json: bool) -> None:
-    """JSON for programs; for people, one block per story with the matched words highlighted."""
-    if as_json:
-        click.echo(json.dumps([hit.to_dict() for hit in hits], indent=2, ensure_ascii=False))
-        return
-    if settings.quiet:
-        return
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(highlight=False, soft_wrap=False)
-    if not hits:
-        console.print("no stories found")
-    for hit in hits:
-        head = Text(f"{hit.rank}. ", style="bold")
-        head.append(hit.title or hit.url, style="bold")
-        details = ", ".join(str(x) for x in (hit.publisher, hit.year) if x)
-        if details:
-            head.append(f"  ({details})")
-        head.append(f"  [{hit.link_status or 'not fetched'}]  score {hit.score:.3f}", style="dim")
-        console.print(head)
-        console.print(Text(f"   {hit.url}   id {hit.id}", style="cyan"))
-        tags = [*hit.components, *hit.impacts]
-        if tags:
-            console.print(Text("   " + " · ".join(tags), style="magenta"))
-        snippet = Text("   " + hit.snippet)
-        for start, end in hit.highlights:
-            snippet.stylize("bold yellow", start + 3, end + 3)
-        console.print(snippet)
-        console.print()
+    db = open_existing_db(settings.db_path)
+    hits = similar_stories(db, story_id, settings=settings, limit=limit)
+    print_hits(hits, as_json, quiet=settings.quiet)
 
 
 def main() -> None:

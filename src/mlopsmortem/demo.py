@@ -8,6 +8,7 @@ an archived snapshot without the internet.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import mimetypes
@@ -20,6 +21,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from mlopsmortem.errors import PortInUseError
 
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8017
@@ -161,10 +164,20 @@ class RunningSite:
 
 @contextmanager
 def serve_site(site_dir: Path, port: int = DEMO_PORT) -> Iterator[RunningSite]:
-    """Serve the demo site on 127.0.0.1:`port` (0 picks a free port) in a thread."""
+    """Serve the demo site on 127.0.0.1:`port` (0 picks a free port) in a thread.
+
+    Raises `PortInUseError` when the port is taken (say, by a demo already running)."""
     site = site_dir.resolve()
     handler = partial(DemoHandler, site_dir=site, rules=SiteRules.load(site))
-    server = ThreadingHTTPServer((DEMO_HOST, port), handler)
+    try:
+        server = ThreadingHTTPServer((DEMO_HOST, port), handler)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"the demo site's port {port} on {DEMO_HOST} is already in use (another "
+                f"mlopsmortem demo?): stop that program or choose another --site-port"
+            ) from err
+        raise PortInUseError(f"cannot serve the demo site on {DEMO_HOST}:{port}: {err}") from err
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="demo-site", daemon=True)
     thread.start()

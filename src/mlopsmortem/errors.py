@@ -49,3 +49,12 @@ class NotFoundError(MlopsmortemError):
 
 class ModelError(MlopsmortemError):
     """The embedding model could not be loaded offline."""
+
+
+class DatabaseError(MlopsmortemError):
+    """The database file cannot be opened or created (missing directory, not SQLite), or its
+    schema is older than this version and the command only reads (it never upgrades)."""
+
+
+class PortInUseError(MlopsmortemError):
+    """A server could not listen on its host and port (taken by another program, or refused)."""

@@ -29,6 +29,7 @@ from mlopsmortem.lists.markdown_blocks import (
     skipped_section,
     source_lines,
     story_links,
+    unsupported_link,
     walk_items,
 )
 
@@ -194,7 +195,11 @@ def _parse_afs(blocks: list[Block], out: _Builder) -> None:
             continue
         if not links:
             text = render_text(block.inline.children or [])
-            if text:
+            foreign = unsupported_link(block.inline)
+            if foreign:
+                scheme, link = foreign
+                out.problem(block.line, f"unsupported scheme {scheme}: {link.href[:80]!r}")
+            elif text:
                 out.problem(block.line, f"list item has no link: {text[:60]!r}")
             continue
         start, end, link = links[0]

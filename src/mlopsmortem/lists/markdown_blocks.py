@@ -146,6 +146,19 @@ def is_story_link(link: Link) -> bool:
     )
 
 
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
+
+
+def unsupported_link(inline: Token) -> tuple[str, Link] | None:
+    """(scheme, link) of the inline's first link with a URL scheme other than http(s), such as
+    `ftp`: the reason an item whose links are all like it has no story."""
+    for _, _, link in inline_links(inline):
+        match = _SCHEME.match(link.href)
+        if match and match.group(1).lower() not in ("http", "https") and not link.has_image:
+            return match.group(1).lower(), link
+    return None
+
+
 def walk_items(blocks: list[Block]) -> Iterator[Block]:
     for block in blocks:
         yield block

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import errno
 import os
 import socket
 import sys
@@ -16,7 +17,8 @@ from typing import Any
 import yaml  # shipped with datasette
 from datasette.app import Datasette
 
-from mlopsmortem.errors import NotFoundError
+from mlopsmortem.db import open_existing_db
+from mlopsmortem.errors import PortInUseError
 from mlopsmortem.settings import Settings
 
 # Bounds that keep one visitor from tying up the server.
@@ -69,9 +71,10 @@ def build_datasette(settings: Settings) -> Datasette:
     """A Datasette instance over the database, as `serve` and the tests use it.
 
     Read-only towards visitors: Datasette 0.65 has no write API, the file is opened with
-    read-only connections for queries, and no canned query writes."""
-    if not Path(settings.db_path).exists():
-        raise NotFoundError(f"{settings.db_path} does not exist: run `mlopsmortem crawl` first")
+    read-only connections for queries, and no canned query writes. Raises `NotFoundError`
+    when the file does not exist and `DatabaseError` when it is not a knowledge base of this
+    version's schema (serving never creates or upgrades a database)."""
+    open_existing_db(settings.db_path).close()
     plugins = settings.plugins_dir if settings.plugins_dir.is_dir() else None
     templates = plugins / "templates" if plugins and (plugins / "templates").is_dir() else None
     return Datasette(
@@ -108,6 +111,32 @@ def _accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def bind_port(host: str, port: int, *, option: str = "--port") -> socket.socket:
+    """A socket bound to host:port (not yet listening: uvicorn or the demo site listens on
+    it), so that a taken port is an error before anything is announced or started.
+
+    Raises `PortInUseError` naming the port and `option`, the command-line option that
+    chooses another one."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise PortInUseError(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    sock = socket.socket(family, kind, proto)
+    # as uvicorn and http.server do: a port left in TIME_WAIT by a stopped server is free
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use (another mlopsmortem serve or demo?): "
+                f"stop that program or choose another {option}"
+            ) from err
+        raise PortInUseError(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    return sock
 
 
 def open_when_ready(
@@ -148,26 +177,46 @@ def embed_queries_single_threaded() -> None:
 
 
 def serve(
-    settings: Settings, *, host: str, port: int, open_browser: bool, path: str = SEARCH_PATH
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    open_browser: bool,
+    path: str = SEARCH_PATH,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run Datasette until interrupted; a crawl may update the database meanwhile (WAL)."""
+    """Run Datasette until interrupted; a crawl may update the database meanwhile (WAL).
+
+    Checks, before announcing anything or starting the plugin, that the database exists (and
+    is of this schema) and that the port is free (`sock`: one `bind_port` already reserved,
+    which this call closes); either failure is a `MlopsmortemError`."""
     import uvicorn
 
-    embed_queries_single_threaded()
-    datasette = build_datasette(settings)
-    _run_startup(datasette)
-    url = f"http://{host}:{port}{path}"
-    if not settings.quiet:
-        print(f"serving {settings.db_path} at {url}  (Ctrl-C to stop)", flush=True)
-    if open_browser:
-        open_when_ready(url, host, port)
-    # http="auto" picks httptools (a dependency) over h11; no access log: at log level warning
-    # nothing would print it, yet its arguments were formatted for every request
-    uvicorn.run(
-        datasette.app(),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    try:
+        datasette = build_datasette(settings)
+        if sock is None:
+            sock = bind_port(host, port)
+        embed_queries_single_threaded()
+        _run_startup(datasette)
+        url = f"http://{host}:{port}{path}"
+        if not settings.quiet:
+            print(f"serving {settings.db_path} at {url}  (Ctrl-C to stop)", flush=True)
+        if open_browser:
+            open_when_ready(url, host, port)
+        # http="auto" picks httptools (a dependency) over h11; no access log: at log level
+        # warning nothing would print it, yet its arguments were formatted for every request
+        config = uvicorn.Config(
+            datasette.app(),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # as uvicorn.run: Ctrl-C is the way to stop
+            pass
+    finally:
+        if sock is not None:
+            sock.close()
