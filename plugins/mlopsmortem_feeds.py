@@ -16,7 +16,9 @@ empty feed, anything else a 404. Selection and the XML are in `mlopsmortem.web.f
 only routes. It shares the knowledge-base state with plugins/mlopsmortem_search.py through
 `mlopsmortem.web.state` (plugin files cannot import each other); its queries run on Datasette's
 SQL threads (`mlopsmortem.web.queries.execute`) and every feed asks Datasette whether the actor
-may view the stories table.
+may view the stories table, and takes nothing from the fetched pages (a summary from a page's
+text, a title from its metadata: the `documents` table) unless the actor may view `documents`
+too (`mlopsmortem.web.state.can_view`).
 """
 
 import dataclasses
@@ -53,7 +55,7 @@ from mlopsmortem.web.params import (
     parse_params,
 )
 from mlopsmortem.web.queries import embed_first, execute, library_connection, library_db
-from mlopsmortem.web.state import State, visible_state
+from mlopsmortem.web.state import State, can_view, visible_state
 
 SITE = "mlopsmortem"
 T = TypeVar("T")
@@ -98,10 +100,12 @@ async def _respond(
     request: Any,
     state: State,
     info: FeedInfo,
-    select: Callable[[sqlite_utils.Database], list[FeedStory]],
+    select: Callable[[sqlite_utils.Database, bool], list[FeedStory]],
 ) -> Response:
+    """The feed of select(library db, whether the actor may read page text)."""
+    page_text = await can_view(datasette, request, state, "documents")
     try:
-        stories = await _run(datasette, state, select)
+        stories = await _run(datasette, state, lambda db: select(db, page_text))
     except BadRequest as exc:
         return _error(datasette, str(exc), exc.status)
     except NotFoundError as exc:
@@ -152,7 +156,11 @@ async def new_feed(datasette, request):
         html_url=_stories_table(datasette, state),
     )
     return await _respond(
-        datasette, request, state, info, lambda db: newest_stories(db.conn, limit=n)
+        datasette,
+        request,
+        state,
+        info,
+        lambda db, text: newest_stories(db.conn, limit=n, page_text=text),
     )
 
 
@@ -193,7 +201,7 @@ async def tag_feed(datasette, request):
         request,
         state,
         info,
-        lambda db: tag_stories(db.conn, kind, tag, limit=n) if used else [],  # type: ignore[arg-type]
+        lambda db, text: tag_stories(db.conn, kind, tag, limit=n, page_text=text) if used else [],  # type: ignore[arg-type]
     )
 
 
@@ -237,13 +245,14 @@ async def search_feed(datasette, request):
         request,
         state,
         info,
-        lambda db: search_stories(
+        lambda db, text: search_stories(
             db,
             params.q,
             settings=settings,
             mode=params.mode,
             filters=params.filters(),
             limit=params.n,
+            page_text=text,
         ),
     )
 

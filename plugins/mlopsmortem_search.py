@@ -21,6 +21,9 @@ SQL functions (every connection)
   mm_embed(text)    the query vector BLOB of text with the configured model (lazily loaded)
   mm_model()        the name embeddings of the configured model are stored under
 
+Metadata: the `source` shown in every page's footer names the lists of the served database
+(`get_metadata`, from its `sources` table, read when the plugin first finds it).
+
 Templates: the files in plugins/templates (the search and similar pages, and the row page
 of a story, which extends Datasette's default row.html) are looked up after the instance's
 `--template-dir` and ahead of Datasette's own, through the `prepare_jinja2_environment` hook.
@@ -28,12 +31,17 @@ of a story, which extends Datasette's default row.html) are looked up after the 
 Permissions: every route answers only an actor Datasette lets view the `stories` table (then
 its database, then the instance), asked through `datasette.ensure_permissions` on every
 request: `allow` rules in the metadata and permission plugins keep these pages private too.
+What a response draws from another table is shown only to an actor who may view that table
+too (`can_view`): snippets need `passages`; a story page's tags `tags`, its page and history
+`pages` and `page_history`, its lists `story_sources` and `sources`.
 
 Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   database          name of the database to search (default: the first with a `passages` table)
   model             sentence-transformers model name or path (default all-MiniLM-L6-v2)
   max_query_chars   longest accepted query (default: Settings().max_query_chars)
   time_limit_ms     time limit of one search (default: Datasette's sql_time_limit_ms)
+  facet_results     facet counts of a hybrid or semantic search are of its first N results
+                    (default 50, at most 1000)
   warm              load the model and vectors in a background thread at startup (default true)
 """
 
@@ -82,12 +90,21 @@ from mlopsmortem.web.results import (
     active_filters,
     error_response,
     facet_groups,
+    facet_scope,
     hit_dict,
     hit_view,
     json_response,
     search_body,
+    without_page_text,
 )
-from mlopsmortem.web.state import kb_state, plugin_config, visible_state
+from mlopsmortem.web.state import (
+    State,
+    can_view,
+    kb_state,
+    metadata_credit,
+    plugin_config,
+    visible_state,
+)
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -120,6 +137,14 @@ def prepare_jinja2_environment(env, datasette):
         if isinstance(first, FileSystemLoader) and first.searchpath == paths:
             return  # already in front
     env.loader = ChoiceLoader([FileSystemLoader(paths), env.loader])
+
+
+@hookimpl
+def get_metadata(datasette, key, database, table):
+    """The footer's "Data source": the lists the served database was read from (its `sources`
+    table), never a fixed credit (the demo's stories are invented). Metadata that sets
+    `source` itself wins, as Datasette merges the instance's own metadata last."""
+    return metadata_credit(datasette)
 
 
 # --------------------------------------------------------------------------- SQL functions
@@ -192,6 +217,8 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         params = parse_params(request.args, state.settings.max_query_chars)
         if params.q:
             hits, more = await run_search(datasette, state, params)
+            if hits and not await can_view(datasette, request, state, "passages"):
+                hits = without_page_text(hits)
         elif as_json:
             raise BadRequest("empty query: pass q, e.g. /-/search.json?q=lost+logs")
         if not as_json or params.facets:
@@ -228,6 +255,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         "error": error,
         "hits": [hit_view(datasette, state, h, params, back=params) for h in hits],
         "facet_groups": facet_groups(datasette, params, facets) if facets else [],
+        "facet_scope": facet_scope(params, state.facet_results),
         "active_filters": active_filters(datasette, params),
         "next_url": next_url,
         "prev_url": prev_url,
@@ -278,6 +306,8 @@ async def similar_view(datasette, request):
         if as_json:
             return error_response(datasette, str(exc), exc.status)
         return Response.text(str(exc), status=exc.status)
+    if hits and not await can_view(datasette, request, state, "passages"):
+        hits = without_page_text(hits)
     story["story_url"] = story_path(state, story_id)
     if as_json:
         return json_response(
@@ -314,6 +344,15 @@ async def similar_view(datasette, request):
     return Response.html(html)
 
 
+async def unknown_similar(datasette, request):
+    # /-/similar/a/b: without this route Datasette 0.65 resolves it as database "-", table
+    # "similar" and fails before answering (a 500); a story id never holds a slash
+    message = "no such page: similar stories are at /-/similar/{story id}"
+    if request.path.endswith(".json"):
+        return error_response(datasette, message, 404)
+    return Response.text(message, status=404)
+
+
 async def stylesheet(datasette, request):
     try:
         body = CSS_PATH.read_text(encoding="utf-8")
@@ -332,6 +371,7 @@ def register_routes(datasette):
         (r"^/-/search$", search_page),
         (r"^/-/search\.json$", search_json),
         (r"^/-/similar/(?P<story_id>[^/]+?)(?P<ext>\.json)?$", similar_view),
+        (r"^/-/similar(/.*)?$", unknown_similar),  # after the one above: first match wins
         (r"^/-/mlopsmortem\.css$", stylesheet),
     ]
 
@@ -342,6 +382,30 @@ def menu_links(datasette, actor, request):
 
 
 # --------------------------------------------------------------------------- story row page
+
+
+async def _hide_what_the_actor_may_not_view(
+    datasette: Any, request: Any, state: State, details: dict[str, Any]
+) -> None:
+    """Drop from a story's details what comes from a table the actor may not view: tags with
+    their evidence (`tags`), the page and its history (`pages`, `page_history`), the source
+    lists (`story_sources`, `sources`)."""
+
+    async def viewable(*tables: str) -> bool:
+        for table in tables:
+            if not await can_view(datasette, request, state, table):
+                return False
+        return True
+
+    if not await viewable("tags"):
+        details["tags"] = []
+    if not await viewable("pages"):
+        details["page"] = None
+    if not await viewable("page_history"):
+        details["history"] = []
+    if not await viewable("story_sources", "sources"):
+        details["sources"] = []
+    # the similar stories show no snippet here: nothing of `passages` to hide
 
 
 @hookimpl
@@ -360,6 +424,7 @@ def extra_template_vars(template, database, table, view_name, request, datasette
         details = await execute(datasette, state, lambda conn: story_details(conn, state, story_id))
         if details is None:
             return {}
+        await _hide_what_the_actor_may_not_view(datasette, request, state, details)
         back = search_state(request.args, state.settings.max_query_chars)
         details["similar"] = [
             hit_view(datasette, state, h, None, back=back) for h in details["similar"]

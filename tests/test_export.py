@@ -16,6 +16,8 @@ from click.testing import CliRunner
 from mlopsmortem.cli import cli
 from mlopsmortem.export.manifest import MANIFEST_NAME
 from mlopsmortem.export.run import FORMATS, ExportError, export_dataset, run_export
+from mlopsmortem.lists.ingest import SourceSpec, ingest_sources
+from tests.conftest import FIXTURES
 from tests.support.export_kb import (
     DIM,
     EVIDENCE,
@@ -395,3 +397,31 @@ def test_export_of_a_real_crawl_with_real_vectors(db, settings, httpserver, tmp_
     export_dataset(db, settings, "parquet", again, with_embeddings=True)
     for path in out.iterdir():
         assert path.read_bytes() == (again / path.name).read_bytes(), path.name
+
+
+def test_no_text_keeps_danluu_titles_without_the_summary_they_quote(db, settings, tmp_path):
+    # danluu titles are "<link text>: <first sentence of the summary>" (lists.formats): with
+    # the summary left out, the title keeps the link text alone
+    spec = SourceSpec(name="danluu", location=str(FIXTURES / "danluu.md"), format="danluu")
+    report = ingest_sources(db, [spec], settings)
+    assert not report.failed
+    sentence = "A bad flag in 2018 took down every region"
+    assert db.execute(
+        "SELECT count(*) FROM stories WHERE title LIKE ?", [f"%{sentence}%"]
+    ).fetchone()[0]
+    out = tmp_path / "out"
+    export_dataset(db, settings, "jsonl", out, no_text=True)
+    _, tables = load_export(out)
+    acme = next(r for r in tables["stories"] if r["publisher"] == "Acme")
+    assert acme["title"] == "Acme"
+    assert next(r for r in tables["provenance"] if r["list_title"] == "Acme")["title"] == "Acme"
+    for path in out.iterdir():
+        assert sentence not in path.read_text(encoding="utf-8"), path.name
+    # titles that do not quote a summary stay, and a full export keeps the list's own title
+    resource = next(r for r in tables["stories"] if r["category"] == "resource")
+    assert resource["title"] == "How things fail"
+    export_dataset(db, settings, "jsonl", tmp_path / "full", no_text=False)
+    _, full = load_export(tmp_path / "full")
+    assert next(r for r in full["stories"] if r["publisher"] == "Acme")["title"] == (
+        f"Acme: {sentence}"
+    )

@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from datasette.app import Datasette
 
 from mlopsmortem.settings import Settings
-from mlopsmortem.web.serve import load_metadata
+from mlopsmortem.web.serve import DATASETTE_SETTINGS, load_metadata
 from tests.support.knowledge_base import SOURCES
 from tests.test_plugin import (
     ALL,
     DEAD,
     LIVE,
+    PLUGINS,
     RECENT,
     ds,
     get_html,
@@ -172,3 +175,38 @@ async def test_metadata_hides_internal_tables_and_describes_the_rest(ds) -> None
 async def test_passages_table_full_text_search(ds) -> None:
     data = await get_json(ds, "/kb/passages.json?_search=conntrack&_shape=array&_col=story_id")
     assert {row["story_id"] for row in data} >= {"conntrack"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["hybrid", "semantic"])
+async def test_ranked_facet_counts_are_of_the_results_a_visitor_pages_through(
+    kb_path, settings, mode
+) -> None:
+    # hybrid and semantic searches rank every story passing the filters: their counts are of
+    # the first `facet_results` results, not of the whole knowledge base
+    metadata = copy.deepcopy(load_metadata(settings))
+    metadata["plugins"]["mlopsmortem-search"]["facet_results"] = 5
+    ds = Datasette(
+        [str(kb_path)], plugins_dir=str(PLUGINS), metadata=metadata, settings=DATASETTE_SETTINGS
+    )
+    query = "lost logs fluent-bit"
+    data = await get_json(ds, search_path(q=query, mode=mode, n=5, facets=1))
+    first = [s for s in LIVE if s.id in {r["id"] for r in data["results"]}]
+    assert len(first) == 5
+    facets = data["facets"]
+    assert {i["value"]: i["count"] for i in facets["component"]} == expected_counts(
+        first, "components"
+    )
+    assert {i["value"]: i["count"] for i in facets["link_status"]} == dict(
+        Counter(s.link_status for s in first)
+    )
+    assert data["facets_count"] == (
+        "stories among the first 5 results of this search, with the other filters"
+    )
+    # a count that leaves its own filter out is of the first results without that filter
+    dead = await get_json(ds, search_path(q=query, mode=mode, n=5, facets=1, link_status="dead"))
+    assert {i["value"]: i["count"] for i in dead["facets"]["link_status"]} == dict(
+        Counter(s.link_status for s in first)
+    )
+    page = await get_html(ds, search_path(False, q=query, mode=mode))
+    assert "Counts: stories among the first 5 results of this search" in page

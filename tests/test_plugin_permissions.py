@@ -1,10 +1,14 @@
 """A knowledge base published with Datasette `allow` rules stays private on the plugin's pages:
 search, similar stories and the feeds answer 403 to an actor the rules refuse, as Datasette's
-own table pages do, and work for an allowed one."""
+own table pages do, and work for an allowed one; text drawn from fetched pages needs the tables
+holding it. Hostile requests (a NUL in the query, a similar path with a slash) are 4xx."""
 
 from __future__ import annotations
 
 import copy
+import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,8 @@ from datasette import hookimpl
 from datasette.app import Datasette
 from datasette.plugins import pm
 
+from mlopsmortem.search import keyword
+from mlopsmortem.web import feeds, queries
 from mlopsmortem.web.serve import DATASETTE_SETTINGS, load_metadata
 from tests.test_plugin import PLUGINS, kb_path, settings
 
@@ -153,3 +159,114 @@ async def test_a_datasette_that_decides_itself_is_asked(kb_path, settings):
         settings=DATASETTE_SETTINGS,
     )
     assert (await ds.client.get(PAGES[0])).status_code == 403
+
+
+# --------------------------------------------------------------------------- page text
+
+
+def kb_without_list_summary(kb_path: Path, tmp_path: Path) -> Path:
+    """A copy of the knowledge base where fluentbit has no list summary: its feed entry's
+    summary can only come from its page text."""
+    copy_path = tmp_path / kb_path.name
+    shutil.copyfile(kb_path, copy_path)
+    with sqlite3.connect(copy_path) as conn:
+        conn.execute("UPDATE stories SET summary = NULL WHERE id = 'fluentbit'")
+    return copy_path
+
+
+PAGE_TEXT = "During an Elasticsearch outage"  # fluentbit's page text, never in its list entry
+PAGE_TEXT_TABLES = ("passages", "documents", "page_bodies")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("tables", [PAGE_TEXT_TABLES, ("passages",), ("documents",)])
+async def test_page_text_needs_the_tables_it_is_drawn_from(kb_path, settings, tmp_path, tables):
+    # snippets are drawn from `passages`, a feed summary taken from a page from `documents`
+    path = kb_without_list_summary(kb_path, tmp_path)
+    metadata = copy.deepcopy(load_metadata(settings))
+    rules = metadata.setdefault("databases", {}).setdefault(path.stem, {})
+    for table in tables:
+        rules.setdefault("tables", {}).setdefault(table, {})["allow"] = {"id": "admin"}
+    ds = plain_datasette(path, settings, metadata)
+    admin = {"ds_actor": ds.sign({"a": {"id": "admin"}}, "actor")}
+    snippets_hidden, summaries_hidden = "passages" in tables, "documents" in tables
+
+    async def get(url: str, cookies=None) -> str:
+        response = await ds.client.get(url, cookies=cookies)
+        assert response.status_code == 200, (url, response.text[:300])
+        return response.text
+
+    search = "/-/search.json?q=elasticsearch+outage+logs&mode={}"
+    for mode in ("hybrid", "semantic", "keyword"):
+        hits = json.loads(await get(search.format(mode)))["results"]
+        empty = [h["snippet"] == h["snippet_marked"] == "" for h in hits]
+        assert hits and all(empty) == snippets_hidden and any(empty) == snippets_hidden, mode
+        if snippets_hidden:
+            assert all(h["highlights"] == [] and h["passage_id"] is None for h in hits)
+        allowed = json.loads(await get(search.format(mode), admin))["results"]
+        assert any(PAGE_TEXT in h["snippet"] for h in allowed), mode
+    page = await get("/-/search?q=elasticsearch+outage")
+    assert ('class="mm-snippet"' not in page) == snippets_hidden
+    assert ("Fluent Bit daemonset" not in page) == snippets_hidden
+    page = await get("/-/search?q=elasticsearch+outage", admin)
+    assert 'class="mm-snippet"' in page and "Fluent Bit daemonset" in page
+    similar = json.loads(await get("/-/similar/logstash.json"))["results"]
+    assert similar and all(h["snippet"] == "" for h in similar) == snippets_hidden
+    for feed in ("/-/feeds/new.atom", "/-/feeds/search.atom?q=elasticsearch+outage"):
+        assert (PAGE_TEXT not in await get(feed)) == summaries_hidden, feed
+        assert PAGE_TEXT in await get(feed, admin), feed
+
+
+@pytest.mark.asyncio
+async def test_a_nul_in_the_query_is_a_400_before_any_search(kb_path, settings, monkeypatch):
+    ds = plain_datasette(kb_path, settings)
+    calls = []
+
+    def no_search(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("searched")
+
+    for module in (queries, feeds, keyword):
+        for name in ("search", "stories_containing"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, no_search)
+    for path in (
+        "/-/search.json?q=lost%00logs",
+        "/-/search.json?q=lost%00logs&mode=keyword",
+        "/-/search.json?q=lost%00logs&mode=semantic",
+        "/-/search?q=lost%00logs",
+        "/-/search?q=lost%00logs&mode=keyword",
+        "/-/feeds/search.atom?q=lost%00logs",
+        "/-/search.json?q=logs&component=dns%00",
+    ):
+        response = await ds.client.get(path)
+        assert response.status_code == 400, (path, response.text[:200])
+        assert "control character" in response.text
+    assert calls == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/-/similar/a/b", "/-/similar/a/b.json", "/-/similar/"])
+async def test_a_similar_path_with_a_slash_is_a_404(kb_path, settings, path):
+    ds = plain_datasette(kb_path, settings)
+    response = await ds.client.get(path)
+    assert response.status_code == 404, response.text[:200]
+    if path.endswith(".json"):
+        assert response.json()["ok"] is False
+
+
+@pytest.mark.asyncio
+async def test_a_story_page_shows_only_the_tables_the_actor_may_view(kb_path, settings):
+    metadata = copy.deepcopy(load_metadata(settings))
+    rules = metadata.setdefault("databases", {}).setdefault(kb_path.stem, {})
+    for table in ("tags", "page_history"):
+        rules.setdefault("tables", {}).setdefault(table, {})["allow"] = {"id": "admin"}
+    ds = plain_datasette(kb_path, settings, metadata)
+    admin = {"ds_actor": ds.sign({"a": {"id": "admin"}}, "actor")}
+    evidence = "our Fluent Bit daemonset kept tailing"  # a tag's evidence (the tags table)
+    history = "redirected"  # fluentbit's page history has one redirected state
+    refused = (await ds.client.get("/kb/stories/fluentbit")).text
+    allowed = (await ds.client.get("/kb/stories/fluentbit", cookies=admin)).text
+    assert evidence in allowed and evidence not in refused
+    assert history in allowed and history not in refused
+    assert "awesome-mlops-failures" in refused  # the source lists stay: no rule on them

@@ -17,6 +17,7 @@ from mlopsmortem.search.snippets import (
     CHOICE_CHARS,
     CHOICE_PASSAGES,
     PassageWords,
+    make_snippet,
     text_passages_with_words,
 )
 from tests.support.knowledge_base import STORIES
@@ -265,5 +266,51 @@ def test_a_story_without_text_shows_its_card(kb_copy) -> None:
         hit = next(h for h in hits if h.id == story.id)
         assert kind_of(db, hit.passage_id) == (story.id, "card")
         assert hit.snippet
+    finally:
+        db.close()
+
+
+STATUS_PAGE = (
+    "Updates\n\n"
+    "- Resolved — This incident has been resolved. The postmortem is published below.\n"
+    "- Monitoring — A fix has been implemented and we are monitoring the results.\n\n"
+    "## Timeline\n\n"
+    "| Time | Event |\n|---|---|\n"
+    "| Sun 01:00 | The **zebrafish** materialization window was empty. |\n\n"
+    "- 4,212 quotes were [issued](https://status.example/quotes) with `zebrafish` defaults.\n"
+)
+
+
+def test_snippets_show_text_without_markup_or_status_banners() -> None:
+    word = STATUS_PAGE.index("zebrafish")
+    link = STATUS_PAGE.index("status.example")
+    snippet, highlights = make_snippet(STATUS_PAGE, [(word, word + 9), (link, link + 6)])
+    assert snippet == (
+        "Timeline Time · Event Sun 01:00 · The zebrafish materialization window was empty. "
+        "4,212 quotes were issued with zebrafish defaults."
+    )
+    # the highlight follows its word; the one inside the link's target (not shown) is gone
+    assert [snippet[s:e] for s, e in highlights] == ["zebrafish"]
+
+
+def test_a_hit_shows_its_snippet_without_markup(kb_copy) -> None:
+    path, settings = kb_copy
+    story = TITLES[0]
+    story_with_texts(path, story.id, [STATUS_PAGE])
+    with sqlite3.connect(path) as conn:  # indexed, as passages/sync.py would
+        conn.execute(
+            "INSERT INTO passages_fts (rowid, text, title) SELECT id, text, ? FROM passages"
+            " WHERE story_id = ? AND kind = 'text'",
+            [story.title, story.id],
+        )
+    db = open_db(path)
+    try:
+        (hit,) = search(db, "zebrafish quotes", settings=settings, mode="keyword", limit=1)
+        assert hit.id == story.id
+        for markup in ("|", "**", "`", "- ", "## ", "](", "incident has been resolved"):
+            assert markup not in hit.snippet, markup
+        marked = [hit.snippet[s:e].lower() for s, e in hit.highlights]
+        assert marked.count("zebrafish") == 2 and "quotes" in marked
+        assert "<mark>zebrafish</mark>" in hit.snippet_marked
     finally:
         db.close()

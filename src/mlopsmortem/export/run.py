@@ -13,7 +13,8 @@ fixed-size lists of float32), so they load with pyarrow, `datasets.load_dataset(
 passages, tag evidence (a quote from a page) and also the lists' own summaries and entry
 texts, which are as much their authors' writing as a blog post is. Titles, publishers,
 sections and the lists' short involved/impact items stay: they identify and classify a story
-rather than tell it.
+rather than tell it; a title a list format built from the summary (danluu's "Org: first
+sentence") keeps only its link text (`tables.title_without_summary`).
 
 This module runs an export; what each file holds is in `export.tables`, how it is written in
 `export.writers`, and manifest.json and datasheet.md come from `export.manifest` and
@@ -33,7 +34,13 @@ from mlopsmortem.crawl.history import open_existing_db
 from mlopsmortem.errors import MlopsmortemError
 from mlopsmortem.export.datasheet import datasheet_markdown
 from mlopsmortem.export.manifest import DATASHEET_NAME, MANIFEST_NAME, ExportedFile, ExportManifest
-from mlopsmortem.export.tables import BASE_TABLES, coerce, embedding_tables, type_name
+from mlopsmortem.export.tables import (
+    BASE_TABLES,
+    coerce,
+    embedding_tables,
+    title_without_summary,
+    type_name,
+)
 from mlopsmortem.export.writers import WRITERS
 from mlopsmortem.progress import progress_bar
 from mlopsmortem.settings import Settings
@@ -98,9 +105,11 @@ def export_dataset(
             bar.start(len(tables))
             for table in tables:
                 columns = tuple(c for c in table.columns if not (no_text and c.text))
+                source = table.rows(db)
+                if no_text:
+                    source = (title_without_summary(row) for row in source)
                 rows = (
-                    {c.name: coerce(row.get(c.name), c.type) for c in columns}
-                    for row in table.rows(db)
+                    {c.name: coerce(row.get(c.name), c.type) for c in columns} for row in source
                 )
                 name = f"{table.name}.{fmt}"
                 tmp = out_dir / f".{name}.tmp"

@@ -45,7 +45,11 @@ STORY_COLUMNS = (
     Column("canonical_url", pa.string(), "Normalised URL the id is derived from."),
     Column("archive_url", pa.string(), "Archive snapshot a list linked to instead, if any."),
     Column("category", pa.string(), "'failure story' or 'resource'."),
-    Column("title", pa.string(), "Title parsed from the list entry."),
+    Column(
+        "title",
+        pa.string(),
+        "Title parsed from the list entry (--no-text: without words quoted from a summary).",
+    ),
     Column("publisher", pa.string(), "Publisher named by the list (organisation or author)."),
     Column("kind", pa.string(), "Kind of write-up named by the list (blog post, talk, ...)."),
     Column("year", pa.int64(), "Year named by the list."),
@@ -80,7 +84,11 @@ PROVENANCE_COLUMNS = (
     Column("list_url", pa.string(), "The URL exactly as written in the list."),
     Column("archive_url", pa.string(), "Archive snapshot the entry linked to, if any."),
     Column("category", pa.string(), "'failure story' or 'resource', as this list implies."),
-    Column("title", pa.string(), "Title parsed from this entry."),
+    Column(
+        "title",
+        pa.string(),
+        "Title parsed from this entry (--no-text: without words quoted from its summary).",
+    ),
     Column("publisher", pa.string(), "Publisher parsed from this entry."),
     Column("kind", pa.string(), "Kind parsed from this entry."),
     Column("year", pa.int64(), "Year parsed from this entry."),
@@ -228,20 +236,53 @@ def coerce(value: Any, type_: pa.DataType) -> Any:
     raise TypeError(f"no coercion for {type_}")
 
 
+LIST_SUMMARIES = "_list_summaries"  # a story row's key (not a column): its entries' summaries
+
+
 def _story_rows(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
     names: dict[str, list[str]] = {}
+    summaries: dict[str, list[str]] = {}
     for row in db.query(
-        "SELECT DISTINCT ss.story_id, src.name FROM story_sources ss "
-        "JOIN sources src ON src.id = ss.source_id"
+        "SELECT ss.story_id, src.name, ss.summary FROM story_sources ss "
+        "JOIN sources src ON src.id = ss.source_id ORDER BY ss.id"
     ):
-        names.setdefault(row["story_id"], []).append(row["name"])
+        if row["name"] not in names.setdefault(row["story_id"], []):
+            names[row["story_id"]].append(row["name"])
+        if isinstance(row["summary"], str):
+            summaries.setdefault(row["story_id"], []).append(row["summary"])
     for row in db.query(
         "SELECT s.*, p.link_status, d.word_count, d.language FROM stories s "
         "LEFT JOIN pages p ON p.story_id = s.id LEFT JOIN documents d ON d.story_id = s.id "
         "ORDER BY s.id"
     ):
         row["sources"] = sorted(names.get(row["id"], []))
+        row[LIST_SUMMARIES] = summaries.get(row["id"], [])
         yield row
+
+
+def title_without_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """The row, for `--no-text`, with a title that quotes a list's summary cut back to the
+    link text or publisher it starts with.
+
+    A format may build a title out of the entry's prose: danluu's is "<link text>: <first
+    sentence of the summary>" (`lists.formats`), and --no-text leaves the summary out. A
+    title "<name>: <rest>", where <name> is the row's `list_title` or `publisher` and <rest>
+    (without a closing "…") begins the row's summary or one of its story's list summaries,
+    becomes <name>. Any other title stays as it is."""
+    title = row.get("title")
+    if not isinstance(title, str):
+        return row
+    summaries = [row.get("summary"), *row.get(LIST_SUMMARIES, ())]
+    starts = [s.strip() for s in summaries if isinstance(s, str) and s.strip()]
+    if not starts:
+        return row
+    for name in (row.get("list_title"), row.get("publisher")):
+        if not isinstance(name, str) or not title.startswith(name + ": "):
+            continue
+        rest = title[len(name) + 2 :].removesuffix("…").strip()
+        if rest and any(summary.startswith(rest) for summary in starts):
+            return {**row, "title": name}
+    return row
 
 
 def _provenance_rows(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:

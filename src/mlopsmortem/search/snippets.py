@@ -1,5 +1,10 @@
 """Snippets and highlights of keyword matches: which passage a hit shows, FTS5 highlight()
-spans, a window of text around the densest run of them, and the HTML that marks them."""
+spans, a window of text around the densest run of them, and the HTML that marks them.
+
+A snippet is shown as plain text (`display_text`): the markdown the extractor writes (list
+dashes, heading hashes, quote marks, table pipes and rulers, emphasis, links) and the stock
+update lines of status pages are left out, and the highlight spans follow the text they
+marked."""
 
 from __future__ import annotations
 
@@ -235,10 +240,13 @@ def highlight_spans(
 def make_snippet(
     text: str, spans: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """About `width` characters of text around the densest run of highlight spans.
+    """About `width` characters of `text`, shown as `display_text` renders it, around the
+    densest run of highlight spans (offsets into `text`).
 
     Whitespace is collapsed to single spaces, cuts fall between words and are shown as '…'.
-    Returns the snippet and the spans that fall inside it, as offsets into the snippet."""
+    Returns the snippet and the spans that fall inside it, as offsets into the snippet; each
+    covers exactly the displayed characters of the text its span marked."""
+    text, spans = display_text(text, spans)
     a, b = 0, len(text)
     if len(text) > width:
         if spans:
@@ -285,6 +293,109 @@ def make_snippet(
             if first_char is not None and last_char is not None:
                 shifted.append((len(prefix) + first_char, len(prefix) + last_char + 1))
     return snippet, tuple(shifted)
+
+
+# --------------------------------------------------------------------------- plain display
+
+# Statuspage's stock update lines ("Resolved — This incident has been resolved."), shown on
+# every incident page above the text that says what happened.
+_STATUS_WORDS = (
+    r"(?:resolved|monitoring|identified|investigating|update|updated|scheduled|in progress"
+    r"|verifying|completed|postmortem)"
+)
+_STOCK_UPDATES = (
+    "this incident has been resolved",
+    "a fix has been implemented and we are monitoring",
+    "the issue has been identified and a fix is being implemented",
+    "we are currently investigating this issue",
+    "we are continuing to investigate this issue",
+    "we are continuing to monitor for any further issues",
+    "the scheduled maintenance has been completed",
+)
+_STATUS_LINE = re.compile(
+    rf"^\s*(?:[-*+•]\s+)?{_STATUS_WORDS}\s*[—–:-]\s*(?:{'|'.join(map(re.escape, _STOCK_UPDATES))})",
+    re.IGNORECASE,
+)
+_BANNER_LINES = frozenset(
+    ("updates", "subscribe to updates", "powered by atlassian statuspage", "powered by statuspage")
+)
+# a table's ruler row: | --- | :---: |
+_TABLE_RULER = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+# a line's block marker: heading hashes, quote marks, list bullets and numbers
+_BLOCK_MARKER = re.compile(r"^\s*(?:#{1,6}\s+|(?:>\s?)+|[-*+•]\s+|\d{1,3}[.)]\s+)")
+# inline markup: a link's brackets and target, bold and code marks, a table cell's pipe
+# (`__` and single `*` stay: identifiers such as __init__ and arithmetic use them)
+_INLINE = re.compile(
+    r"(?P<link>\[(?P<label>[^\]\n]{1,300})\]\([^)\s]{1,2000}\))"
+    r"|(?P<emphasis>\*\*|`)"
+    r"|(?P<pipe>\s*\|\s*)"
+)
+CELL_SEPARATOR = " · "  # between the cells of a table row
+
+
+def _hidden_line(body: str) -> bool:
+    """A line a snippet leaves out: a status page's stock update or banner, a table ruler."""
+    return bool(
+        _STATUS_LINE.match(body)
+        or body.strip().lower().rstrip(":") in _BANNER_LINES
+        or _TABLE_RULER.match(body)
+    )
+
+
+def display_text(
+    text: str, spans: Sequence[tuple[int, int]] = ()
+) -> tuple[str, list[tuple[int, int]]]:
+    """`text` as a reader should see it in a snippet, and `spans` ([start, end) offsets into
+    `text`) moved onto it.
+
+    Left out: status pages' stock update lines ("Resolved — This incident has been
+    resolved.") and banner lines ("Updates"), table rulers, block markers at the start of a
+    line (`#`, `>`, `-`, `*`, `1.`), bold and code marks (`**`, a backtick) and a link's
+    brackets and target (its label stays). A table row's pipes become " · " between its
+    cells. A span keeps the displayed characters of the text it marked (from the first to
+    the last of them); a span of left-out characters only is dropped. Linear in the text."""
+    out: list[str] = []
+    origin: list[int] = []  # per output character: its offset in `text` (non-decreasing)
+
+    def keep(start: int, end: int) -> None:
+        out.append(text[start:end])
+        origin.extend(range(start, end))
+
+    def insert(value: str, at: int) -> None:
+        out.append(value)
+        origin.extend([at] * len(value))
+
+    position = 0
+    for line in text.splitlines(keepends=True):
+        start, end = position, position + len(line)
+        position = end
+        body = line.rstrip("\r\n")
+        line_end = start + len(body)
+        if _hidden_line(body):
+            insert("\n", start)  # a line break still separates its neighbours
+            continue
+        marker = _BLOCK_MARKER.match(body)
+        cursor = line_start = start + (marker.end() if marker else 0)
+        row = body.lstrip().startswith("|")
+        for found in _INLINE.finditer(text, cursor, line_end):
+            keep(cursor, found.start())
+            if found.group("link"):
+                keep(found.start("label"), found.end("label"))
+            elif found.group("pipe") is not None:
+                if not row:
+                    keep(found.start(), found.end())  # a pipe in prose stays
+                elif line_start < found.start() and found.end() < line_end:
+                    insert(CELL_SEPARATOR, found.start())
+            cursor = found.end()
+        keep(cursor, end)  # the rest of the line and its break
+    moved = []
+    for s, e in spans:
+        first, last = bisect.bisect_left(origin, s), bisect.bisect_left(origin, e)
+        while first < last and origin[first] < s:
+            first += 1
+        if first < last:
+            moved.append((first, last))
+    return "".join(out), moved
 
 
 def mark_snippet(snippet: str, highlights: Sequence[tuple[int, int]]) -> str:

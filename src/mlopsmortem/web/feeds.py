@@ -5,9 +5,11 @@ story), so a reader shows each story once, when it arrives. `last_seen` is not t
 `updated`: it moves on every crawl and would make readers show every story again.
 
 Selecting stories (`newest_stories`, `tag_stories`, `search_stories`) reads SQLite with bound
-parameters only. `atom_feed` is a pure function of its arguments: it builds the document with
-ElementTree, which escapes every text and attribute; characters XML 1.0 cannot carry at all
-(most C0 controls, lone surrogates) are removed first, as escaping cannot represent them.
+parameters only; with `page_text=False` an entry takes nothing from the fetched page (no
+summary from its text, no title from its metadata), for a reader who may not view it.
+`atom_feed` is a pure function of its arguments: it builds the document with ElementTree,
+which escapes every text and attribute; characters XML 1.0 cannot carry at all (most C0
+controls, lone surrogates) are removed first, as escaping cannot represent them.
 """
 
 from __future__ import annotations
@@ -110,11 +112,19 @@ def _story(row: Sequence[Any]) -> FeedStory:
     )
 
 
-def _select(conn: sqlite3.Connection, where: str, args: Sequence[Any], limit: int) -> list[Any]:
+_WITHOUT_PAGE = _COLUMNS.replace("d.title, substr(d.text, 1, ?)", "NULL, NULL + ?")
+
+
+def _select(
+    conn: sqlite3.Connection, where: str, args: Sequence[Any], limit: int, page_text: bool
+) -> list[Any]:
     # Read a few times the summary length: collapsing whitespace may shorten it a lot.
+    if page_text:
+        source = f"{_COLUMNS} FROM stories s LEFT JOIN documents d ON d.story_id = s.id"
+    else:
+        source = f"{_WITHOUT_PAGE} FROM stories s"
     return conn.execute(
-        f"SELECT {_COLUMNS} FROM stories s LEFT JOIN documents d ON d.story_id = s.id"
-        f" WHERE {where} {_ORDER} LIMIT ?",
+        f"SELECT {source} WHERE {where} {_ORDER} LIMIT ?",
         [SUMMARY_CHARS * 4, *args, max(0, min(limit, FEED_LIMIT))],
     ).fetchall()
 
@@ -125,19 +135,25 @@ def newest_stories(
     args: Sequence[Any] = (),
     *,
     limit: int = FEED_LIMIT,
+    page_text: bool = True,
 ) -> list[FeedStory]:
     """Stories passing `where` (a condition on `stories s`, e.g. from story_filter_sql), newest
-    first, at most `limit` (capped at FEED_LIMIT)."""
-    return [_story(row) for row in _select(conn, where, args, limit)]
+    first, at most `limit` (capped at FEED_LIMIT). `page_text=False`: nothing read from the
+    story's page (`documents`): the summary is the list's only, the title the list's only."""
+    return [_story(row) for row in _select(conn, where, args, limit, page_text)]
 
 
-def stories_by_id(conn: sqlite3.Connection, ids: Sequence[str]) -> list[FeedStory]:
+def stories_by_id(
+    conn: sqlite3.Connection, ids: Sequence[str], *, page_text: bool = True
+) -> list[FeedStory]:
     """These live stories, newest first (at most FEED_LIMIT)."""
     ids = list(dict.fromkeys(ids))[:FEED_LIMIT]
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
-    return newest_stories(conn, f"s.removed_at IS NULL AND s.id IN ({marks})", ids)
+    return newest_stories(
+        conn, f"s.removed_at IS NULL AND s.id IN ({marks})", ids, page_text=page_text
+    )
 
 
 def canonical_tag(
@@ -175,7 +191,12 @@ def canonical_tag(
 
 
 def tag_stories(
-    conn: sqlite3.Connection, kind: TagKind, tag: str, *, limit: int = FEED_LIMIT
+    conn: sqlite3.Connection,
+    kind: TagKind,
+    tag: str,
+    *,
+    limit: int = FEED_LIMIT,
+    page_text: bool = True,
 ) -> list[FeedStory]:
     """Live stories carrying exactly this tag (as canonical_tag spells it), newest first."""
     array = _JSON_ARRAY.format(col=_TAG_COLUMNS[kind])
@@ -183,7 +204,7 @@ def tag_stories(
         "s.removed_at IS NULL AND EXISTS (SELECT 1 FROM json_each("
         f"{array}) j WHERE j.type = 'text' AND j.value = ?)"
     )
-    return newest_stories(conn, where, [tag], limit=limit)
+    return newest_stories(conn, where, [tag], limit=limit, page_text=page_text)
 
 
 def search_stories(
@@ -194,6 +215,7 @@ def search_stories(
     mode: str = "hybrid",
     filters: Mapping[str, Any] | None = None,
     limit: int = FEED_LIMIT,
+    page_text: bool = True,
 ) -> list[FeedStory]:
     """A saved search as feed entries: its `limit` best matches, newest first.
 
@@ -205,9 +227,9 @@ def search_stories(
     limit = max(1, min(limit, FEED_LIMIT))
     if not query:
         where, args = story_filter_sql(db.conn, **filters)
-        return newest_stories(db.conn, where, args, limit=limit)
+        return newest_stories(db.conn, where, args, limit=limit, page_text=page_text)
     hits = search(db, query, settings=settings, mode=mode, limit=limit, **filters)  # type: ignore[arg-type]
-    return stories_by_id(db.conn, [h.id for h in hits])
+    return stories_by_id(db.conn, [h.id for h in hits], page_text=page_text)
 
 
 # --------------------------------------------------------------------------- the document

@@ -7,6 +7,7 @@ what would be refused, so a way back never fails. Nothing here touches Datasette
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +22,10 @@ MAX_FILTER_VALUES = 20
 MAX_FILTER_CHARS = 200
 FILTERS = ("component", "impact", "source", "link_status")  # repeatable parameters
 SEARCH_N_ARG = "sn"  # the search's page size, in the links of pages that have an `n` of their own
+# Control characters no query or filter value has a use for (tab and line breaks, which a
+# pasted error message may hold, are whitespace). A NUL would reach FTS5 as an unterminated
+# string: refused before any SQL.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class BadRequest(MlopsmortemError):
@@ -114,8 +119,12 @@ def bounded_n(args: QueryArgs, default: int = DEFAULT_N) -> int:
 
 
 def parse_params(args: QueryArgs, max_query_chars: int, *, default_n: int = DEFAULT_N) -> Params:
-    """The search parameters of a query string, validated and bounded (BadRequest if not)."""
+    """The search parameters of a query string, validated and bounded (BadRequest if not):
+    a control character (NUL...) in the query or a filter value is a 400, refused here,
+    before any SQL."""
     q = (args.get("q") or "").strip()
+    if CONTROL_CHARACTERS.search(q):
+        raise BadRequest("the query contains a control character; type or paste plain text")
     if len(q) > max_query_chars:
         raise BadRequest(
             f"The query is {len(q):,} characters long; the limit is {max_query_chars:,}. "
@@ -131,6 +140,8 @@ def parse_params(args: QueryArgs, max_query_chars: int, *, default_n: int = DEFA
             raise BadRequest(f"at most {MAX_FILTER_VALUES} values of {name}")
         if any(len(v) > MAX_FILTER_CHARS for v in values):
             raise BadRequest(f"a {name} value is too long")
+        if any(CONTROL_CHARACTERS.search(v) for v in values):
+            raise BadRequest(f"a {name} value contains a control character")
         setattr(params, name, values)
     since = int_arg(args, "since", None)
     if since is not None and not SINCE_YEARS[0] <= since <= SINCE_YEARS[1]:
@@ -149,8 +160,9 @@ def parse_params(args: QueryArgs, max_query_chars: int, *, default_n: int = DEFA
 
 def typed_query(args: QueryArgs, max_query_chars: int) -> Params:
     """Only the query the visitor typed (`q`, cut to the limit), for a page whose other
-    parameters were refused or do not apply: the search box and links back keep it."""
-    return Params(q=str(args.get("q") or "")[:max_query_chars])
+    parameters were refused or do not apply: the search box and links back keep it, without
+    control characters (which parse_params refuses)."""
+    return Params(q=CONTROL_CHARACTERS.sub("", str(args.get("q") or ""))[:max_query_chars])
 
 
 class _SearchArgs:

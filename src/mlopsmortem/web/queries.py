@@ -26,10 +26,11 @@ from mlopsmortem.search.filters import story_filter_sql
 from mlopsmortem.search.keyword import stories_containing
 from mlopsmortem.search.run import search, similar
 from mlopsmortem.search.vectors import cached_query_vector, vector_index
+from mlopsmortem.settings import Settings
 from mlopsmortem.web.links import safe_href
 from mlopsmortem.web.model import query_vector
 from mlopsmortem.web.params import BadRequest, Params
-from mlopsmortem.web.state import State
+from mlopsmortem.web.state import FACET_RESULTS, State
 
 T = TypeVar("T")
 SIMILAR_ON_ROW_PAGE = 5  # similar stories shown on a story's row page
@@ -150,9 +151,9 @@ async def run_search(datasette: Any, state: State, params: Params) -> tuple[list
 async def run_facets(datasette: Any, state: State, params: Params) -> dict[str, Any]:
     def work(conn: sqlite3.Connection) -> dict[str, Any]:
         with library_connection(conn, state.time_limit_ms):
-            return facet_counts(conn, params)
+            return facet_counts(conn, params, settings=state.settings, depth=state.facet_results)
 
-    return await execute(datasette, state, work)
+    return await execute(datasette, state, work, what="facet count")
 
 
 _ARRAY = "CASE WHEN json_valid(s.{col}) THEN s.{col} ELSE '[]' END"
@@ -163,27 +164,60 @@ def _chosen(rows: list[Any], selected: list[str]) -> list[dict[str, Any]]:
     return [{"value": r[0], "count": r[1], "selected": r[0].lower() in chosen} for r in rows]
 
 
-def facet_counts(conn: sqlite3.Connection, params: Params) -> dict[str, list[dict[str, Any]]]:
-    """Counts of live stories per filter value, given the other active filters: of the stories
-    the search can return.
+def facet_counts(
+    conn: sqlite3.Connection,
+    params: Params,
+    *,
+    settings: Settings | None = None,
+    depth: int = FACET_RESULTS,
+) -> dict[str, list[dict[str, Any]]]:
+    """Counts of live stories per filter value, given the other active filters: of the
+    results a visitor pages through (`facet_scope` says it in words).
 
     Components and impacts combine with AND, so their counts apply every active filter; a
     story has one year, one link status and some sources, so those counts leave out their own
-    filter (choosing another value widens or moves the selection). A keyword search returns
-    only the stories containing its words, so its counts are of those; hybrid and semantic
-    searches rank every story passing the filters (by meaning when not by words), so theirs
-    are of all of them."""
+    filter (choosing another value widens or moves the selection). Without a query: every
+    story passing the filters. A keyword search returns only the stories containing its
+    words: its counts are of those. Hybrid and semantic searches rank every story passing the
+    filters (by meaning when not by words), so their counts are of the first `depth` results
+    (the library's `search` with those filters, `settings` required): a value's count is how
+    many of them carry it. That is at most one search more than the page's own, plus one per
+    active year, source or link-status filter (each count leaving its filter out), each
+    bounded by `depth`."""
     filters = params.filters()
+    ranked = bool(params.q) and params.mode != "keyword"
+    if ranked and settings is None:
+        raise ValueError("facet counts of a hybrid or semantic search need the settings")
     # found once, passed to each count as a JSON array, instead of each count re-running the
-    # FTS5 query
-    found = stories_containing(conn, params.q) if params.mode == "keyword" else None
-    found_json = None if found is None else json.dumps(found)
+    # FTS5 query (keyword) or the search (hybrid, semantic; once per set of filters)
+    keyword = stories_containing(conn, params.q) if params.q and not ranked else None
+    searched: dict[str, str] = {}
+
+    def found(applied: dict[str, Any]) -> str | None:
+        if keyword is not None:
+            return json.dumps(keyword)
+        if not ranked:
+            return None
+        key = json.dumps(applied, sort_keys=True, default=list)
+        if key not in searched:
+            hits = search(
+                library_db(conn),
+                params.q,
+                settings=settings,  # type: ignore[arg-type]  # checked above
+                mode=params.mode,  # type: ignore[arg-type]
+                limit=depth,
+                **applied,
+            )
+            searched[key] = json.dumps([h.id for h in hits])
+        return searched[key]
 
     def where(**drop: Any) -> tuple[str, list[Any]]:
-        clause, args = story_filter_sql(conn, **{**filters, **drop})
-        if found_json is None:
+        applied = {**filters, **drop}
+        clause, args = story_filter_sql(conn, **applied)
+        ids = found(applied)
+        if ids is None:
             return clause, args
-        return f"{clause} AND s.id IN (SELECT value FROM json_each(?))", [*args, found_json]
+        return f"{clause} AND s.id IN (SELECT value FROM json_each(?))", [*args, ids]
 
     out: dict[str, list[dict[str, Any]]] = {}
     clause, args = where()

@@ -7,6 +7,7 @@ Datasette serves with `--cors`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -48,6 +49,15 @@ def json_response(datasette: Any, data: dict[str, Any], status: int = 200) -> Re
 
 def error_response(datasette: Any, message: str, status: int) -> Response:
     return json_response(datasette, {"ok": False, "error": message, "status": status}, status)
+
+
+def without_page_text(hits: list[Any]) -> list[Any]:
+    """The hits (StoryHit) without their snippets, for an actor who may not read page text
+    (the `passages` table): snippet, marked snippet and highlights empty, no passage id."""
+    return [
+        dataclasses.replace(h, snippet="", snippet_marked="", highlights=(), passage_id=None)
+        for h in hits
+    ]
 
 
 def hit_dict(state: State, hit: Any) -> dict[str, Any]:
@@ -116,7 +126,18 @@ def search_body(
     }
     if params.facets:
         data["facets"] = facets
+        data["facets_count"] = facet_scope(params, state.facet_results)
     return data
+
+
+def facet_scope(params: Params, depth: int) -> str:
+    """What the facet counts of this search count (web.queries.facet_counts), in words: the
+    search page shows it under the facets, the JSON API as `facets_count`."""
+    if not params.q:
+        return "stories passing the other filters"
+    if params.mode == "keyword":
+        return "stories containing your words, among those passing the other filters"
+    return f"stories among the first {depth} results of this search, with the other filters"
 
 
 def facet_groups(datasette: Any, params: Params, facets: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ table) once per instance and keeps the plugin's settings beside it. `visible_sta
 permission check every route makes: the actor must be allowed to view the `stories` table
 (then its database, then the instance), asked of Datasette through `ensure_permissions`, so
 `allow` rules and permission plugins keep these pages private as they do Datasette's own.
+`can_view` is the second check, made for each other table a response draws from: snippets
+need `passages`, a feed summary taken from a page `documents` (docs/serving.md has the list).
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datasette import Forbidden
+
 from mlopsmortem.settings import DEFAULT_MODEL, Settings
 
 PLUGIN = "mlopsmortem-search"  # the plugin's configuration key in Datasette metadata
+# Facet counts of a hybrid or semantic search are of its first FACET_RESULTS results (plugin
+# setting `facet_results`): five pages of ten, what a visitor pages through.
+FACET_RESULTS = 50
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
@@ -34,6 +41,10 @@ class State:
     # database's route are fixed for the life of a Datasette instance)
     stories_url: str  # datasette.urls.table(database, "stories")
     similar_url: str  # datasette.urls.path("-/similar/")
+    facet_results: int = FACET_RESULTS  # hybrid, semantic: facet counts of the first N results
+    # the footer's "Data source": the lists this database was read from (`source_credit`)
+    source: str | None = None
+    source_url: str | None = None
     warm_started: bool = False
 
 
@@ -92,23 +103,71 @@ async def kb_state(datasette: Any) -> State | None:
         warm=config_flag(config, "warm", True),
         stories_url=str(datasette.urls.table(found.name, "stories")),
         similar_url=str(datasette.urls.path("-/similar/")),
+        facet_results=max(1, min(int(config.get("facet_results") or FACET_RESULTS), 1000)),
     )
+    state.source, state.source_url = await source_credit(datasette, found)
     _STATES[datasette] = state
     return state
 
 
-async def ensure_visible(datasette: Any, request: Any, state: State) -> None:
+CREDITED_LISTS = 4  # lists named in the credit; the sources table has them all
+
+
+async def source_credit(datasette: Any, db: Any) -> tuple[str | None, str | None]:
+    """(the "Data source" Datasette shows in every page's footer, its link) for the database
+    `db`: the names of the lists its stories were read from, in the order they were added
+    (its `sources` table, which the link opens). Read once per instance, when the plugin
+    first finds the knowledge base. (None, None) without a sources table or list."""
+    if not await db.table_exists("sources"):
+        return None, None
+    rows = await db.execute(
+        "SELECT name, location FROM sources WHERE coalesce(name, location) IS NOT NULL ORDER BY id"
+    )
+    names = list(dict.fromkeys(str(r[0] or r[1]) for r in rows.rows))
+    if not names:
+        return None, None
+    credit = ", ".join(names[:CREDITED_LISTS])
+    if len(names) > CREDITED_LISTS:
+        credit += f" and {len(names) - CREDITED_LISTS} more lists"
+    return credit, str(datasette.urls.table(db.name, "sources"))
+
+
+def metadata_credit(datasette: Any) -> dict[str, str]:
+    """Metadata the plugin adds (the get_metadata hook): the served knowledge base's list
+    credit, once `kb_state` has read it; nothing before, or when it has none."""
+    state = _STATES.get(datasette)
+    if state is None or not state.source:
+        return {}
+    return {"source": state.source, "source_url": state.source_url or ""}
+
+
+async def ensure_visible(
+    datasette: Any, request: Any, state: State, table: str = "stories"
+) -> None:
     """Raise datasette.Forbidden (a 403) unless Datasette allows the request's actor to view
-    the stories table (then its database, then the instance): every page of the plugin draws
-    on that table, so a knowledge base published with `allow` rules stays private here too."""
+    `table` (then its database, then the instance: the first level with an opinion decides, as
+    on Datasette's table pages). Every page of the plugin draws on the stories table, so a
+    knowledge base published with `allow` rules stays private here too."""
     await datasette.ensure_permissions(
         request.actor,
         [
-            ("view-table", (state.database, "stories")),
+            ("view-table", (state.database, table)),
             ("view-database", state.database),
             "view-instance",
         ],
     )
+
+
+async def can_view(datasette: Any, request: Any, state: State, table: str) -> bool:
+    """Whether the request's actor may view `table` (as `ensure_visible` decides): a response
+    shows what it draws from a table other than `stories` only if so. One check costs about
+    0.5 ms (Datasette copies the metadata for each table-level check), so a response asks
+    only about the tables it draws from."""
+    try:
+        await ensure_visible(datasette, request, state, table)
+    except Forbidden:
+        return False
+    return True
 
 
 async def visible_state(datasette: Any, request: Any) -> State | None:
