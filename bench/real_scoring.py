@@ -4,7 +4,8 @@ Search, per query and then averaged: nDCG@10 with linear gains (2 for `relevant_
 `relevant_1`, 0 for unjudged stories) against the ideal order of all judged gains; recall@10
 over `relevant_2` and `relevant_1`; reciprocal rank of the first `relevant_2` story. Tags: micro
 precision, recall and F1 over (story, tag) pairs of the labelled stories; a prediction on a
-story whose gold field is empty is a false positive. Pure functions, no I/O.
+story whose gold field is empty is a false positive (`Figures`, as the tagging fit counts).
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from mlopsmortem.tagging.fitting import Figures
 
 
 def ndcg_at(ranked: Sequence[str], grades: Mapping[str, int], k: int = 10) -> float:
@@ -57,29 +60,9 @@ def search_figures(
     return SearchFigures(n, *(sum(r[i] for r in rows) / n for i in range(3)))
 
 
-@dataclass(frozen=True)
-class TagFigures:
-    tp: int
-    fp: int
-    fn: int
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-
 def tag_figures(
     gold: Mapping[str, Iterable[str]], predicted: Mapping[str, Iterable[str]]
-) -> TagFigures:
+) -> Figures:
     """Micro figures over the stories of `gold` ({story: tags}); predictions for stories
     outside `gold` are not counted."""
     tp = fp = fn = 0
@@ -88,4 +71,4 @@ def tag_figures(
         tp += len(g & p)
         fp += len(p - g)
         fn += len(g - p)
-    return TagFigures(tp, fp, fn)
+    return Figures(tp, fp, fn)
