@@ -41,7 +41,7 @@ Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   max_query_chars   longest accepted query (default: Settings().max_query_chars)
   time_limit_ms     time limit of one search (default: Datasette's sql_time_limit_ms)
   facet_results     facet counts of a hybrid or semantic search are of its first N results
-                    (default 50, at most 1000)
+                    (default 20, at most 1000)
   warm              load the model and vectors in a background thread at startup (default true)
 """
 

@@ -22,8 +22,8 @@ from mlopsmortem.settings import DEFAULT_MODEL, Settings
 
 PLUGIN = "mlopsmortem-search"  # the plugin's configuration key in Datasette metadata
 # Facet counts of a hybrid or semantic search are of its first FACET_RESULTS results (plugin
-# setting `facet_results`): five pages of ten, what a visitor pages through.
-FACET_RESULTS = 50
+# setting `facet_results`): two pages of ten, what a visitor usually pages through.
+FACET_RESULTS = 20
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
