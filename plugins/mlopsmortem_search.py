@@ -161,6 +161,7 @@ def prepare_connection(conn, database, datasette):
         # mm_embed embeds with the query encoder stored in this connection's database file
         str(served.path) if served is not None and served.path else "",
         base.query_encoder,
+        served is not None and not served.is_mutable,
     )
     conn.create_function("mm_cosine", 2, mm_cosine, deterministic=True)
     conn.create_function("mm_embed", 1, mm_embed, deterministic=True)

@@ -70,9 +70,12 @@ def stored_encoder(conn: sqlite3.Connection, key: str) -> StoredEncoder | None:
     return StoredEncoder(*row) if row else None
 
 
-def _read_only(db_path: str) -> sqlite3.Connection:
-    """A read-only connection to a database file (immutable when it sits in a read-only place)."""
+def _read_only(db_path: str, immutable: bool = False) -> sqlite3.Connection:
+    """A read-only connection to a database file. `immutable` (a file served with `datasette
+    -i`, which nobody writes): opened so that nothing is written beside it, no -wal or -shm."""
     uri = Path(db_path).resolve().as_uri()
+    if immutable:
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
     try:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
@@ -133,8 +136,8 @@ class TorchEncoder:
 
 
 @lru_cache(maxsize=4)
-def _onnx_encoder(db_path: str, key: str, onnx_sha256: str) -> OnnxEncoder:
-    conn = _read_only(db_path)
+def _onnx_encoder(db_path: str, key: str, onnx_sha256: str, immutable: bool) -> OnnxEncoder:
+    conn = _read_only(db_path, immutable)
     try:
         row = conn.execute(
             "SELECT onnx, tokenizer, max_seq_length FROM query_encoders"
@@ -158,24 +161,26 @@ def _fallback_notice(db_path: str, key: str) -> None:
     )
 
 
-def query_encoder(db_path: str, model_name: str, prefer: str = "auto") -> QueryEncoder:
+def query_encoder(
+    db_path: str, model_name: str, prefer: str = "auto", immutable: bool = False
+) -> QueryEncoder:
     """The encoder for queries against the embeddings of `model_name` in the database `db_path`.
 
     prefer "auto": the stored ONNX export when there is one, else sentence-transformers (logged
     once per database and model); "onnx": the export or a LookupError; "torch": always
     sentence-transformers (the baseline the benchmark compares with). db_path "" (an in-memory
-    database) has no stored encoder."""
+    database) has no stored encoder; `immutable` reads the file as `datasette -i` serves it."""
     if prefer not in ENCODER_CHOICES:
         raise ValueError(f"query encoder must be one of {', '.join(ENCODER_CHOICES)}")
     key = model_key(model_name)
     if prefer != "torch" and db_path:
-        conn = _read_only(db_path)
+        conn = _read_only(db_path, immutable)
         try:
             stored = stored_encoder(conn, key)
         finally:
             conn.close()
         if stored is not None:
-            return _onnx_encoder(db_path, key, stored.onnx_sha256)
+            return _onnx_encoder(db_path, key, stored.onnx_sha256, immutable)
     if prefer == "onnx":
         raise LookupError(f"{db_path or 'the database'} has no ONNX query encoder for {key!r}")
     if prefer == "auto":

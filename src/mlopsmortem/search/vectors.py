@@ -57,17 +57,22 @@ def cached_query_vector(text: str, model_name: str = DEFAULT_MODEL) -> np.ndarra
 
 
 def embed_query(
-    text: str, model_name: str = DEFAULT_MODEL, db_path: str = "", encoder: str = "auto"
+    text: str,
+    model_name: str = DEFAULT_MODEL,
+    db_path: str = "",
+    encoder: str = "auto",
+    immutable: bool = False,
 ) -> np.ndarray:
     """The normalised query vector, cached per process by (model, text); read-only.
 
-    Embedded by `passages.encoder.query_encoder(db_path, model_name, encoder)`: the ONNX export
-    stored in the database file db_path when there is one (no torch), else sentence-transformers.
+    Embedded by `passages.encoder.query_encoder(db_path, model_name, encoder, immutable)`: the
+    ONNX export stored in the database file db_path when there is one (no torch), else
+    sentence-transformers.
     Both give the same vector (cosine >= 0.9999, tests/test_query_encoder.py), hence one cache."""
     vector = cached_query_vector(text, model_name)
     if vector is not None:
         return vector
-    vector = query_encoder(db_path, model_name, encoder).embed(text)
+    vector = query_encoder(db_path, model_name, encoder, immutable).embed(text)
     vector.setflags(write=False)
     with _query_lock:
         # a concurrent call may have embedded the same text meanwhile: keep the first vector

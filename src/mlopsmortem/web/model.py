@@ -24,14 +24,17 @@ _MODEL_LOCK = threading.Lock()
 _LOADED: set[tuple[str, str, str]] = set()
 
 
-def ensure_model(model_name: str, db_path: str = "", encoder: str = "auto") -> QueryEncoder:
+def ensure_model(
+    model_name: str, db_path: str = "", encoder: str = "auto", immutable: bool = False
+) -> QueryEncoder:
     """The query encoder of the served database (its ONNX export, else sentence-transformers),
-    loaded once per process; concurrent first callers wait for the one loading it."""
+    loaded once per process; concurrent first callers wait for the one loading it. `immutable`:
+    the file is served with -i, and is read without writing anything beside it."""
     key = (db_path, model_name, encoder)
     if key in _LOADED:
-        return query_encoder(db_path, model_name, encoder)
+        return query_encoder(db_path, model_name, encoder, immutable)
     with _MODEL_LOCK:
-        loaded = query_encoder(db_path, model_name, encoder)
+        loaded = query_encoder(db_path, model_name, encoder, immutable)
         if loaded.kind == "torch":
             loaded.embed("load the model")  # sentence-transformers loads on first use
         _LOADED.add(key)
@@ -39,12 +42,12 @@ def ensure_model(model_name: str, db_path: str = "", encoder: str = "auto") -> Q
 
 
 def query_vector(
-    text: str, model_name: str, db_path: str = "", encoder: str = "auto"
+    text: str, model_name: str, db_path: str = "", encoder: str = "auto", immutable: bool = False
 ) -> np.ndarray:
     """The query vector of text against the database db_path (cached per process by the
     library)."""
-    ensure_model(model_name, db_path, encoder)
-    return embed_query(text, model_name, db_path, encoder)
+    ensure_model(model_name, db_path, encoder, immutable)
+    return embed_query(text, model_name, db_path, encoder, immutable)
 
 
 def mm_cosine(a: Any, b: Any) -> float | None:
@@ -61,7 +64,11 @@ def mm_cosine(a: Any, b: Any) -> float | None:
 
 
 def text_functions(
-    model_name: str, max_chars: int, db_path: str = "", encoder: str = "auto"
+    model_name: str,
+    max_chars: int,
+    db_path: str = "",
+    encoder: str = "auto",
+    immutable: bool = False,
 ) -> tuple[Callable[[Any], bytes | None], Callable[[], str]]:
     """The mm_embed(text) and mm_model() SQL functions of a model: the query vector BLOB of a
     text (NULL for none; longer than max_chars is an error), embedded by the query encoder of
@@ -75,7 +82,7 @@ def text_functions(
             return None
         if len(text) > max_chars:
             raise ValueError(f"mm_embed: text is longer than {max_chars} characters")
-        return encode_vector(query_vector(text, model_name, db_path, encoder))
+        return encode_vector(query_vector(text, model_name, db_path, encoder, immutable))
 
     def mm_model() -> str:
         return model_key(model_name)

@@ -132,6 +132,7 @@ async def embed_first(state: State, params: Params) -> None:
             state.settings.model_name,
             state.path,
             state.settings.query_encoder,
+            state.immutable,
         )
 
 
@@ -362,7 +363,11 @@ def warm_up(datasette: Any, state: State) -> None:
     is logged, never raised: searches then load what they need themselves."""
     try:
         query_vector(
-            "warm up the model", state.settings.model_name, state.path, state.settings.query_encoder
+            "warm up the model",
+            state.settings.model_name,
+            state.path,
+            state.settings.query_encoder,
+            state.immutable,
         )
     except Exception as exc:  # noqa: BLE001 - a warm-up failure must never kill the server
         log.warning("mlopsmortem: could not load the embedding model: %s", exc)
