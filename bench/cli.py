@@ -6,7 +6,10 @@ new process with a different demo query, and prints the median and the spread. T
 (MLOPSMORTEM_QUERY_ENCODER=torch: sentence-transformers, as before the ONNX encoder) is the
 baseline, measured in the same run. Also the in-process query embedding p50 of both encoders.
 
-    python -m bench.cli [--db demo.db] [--runs 10]
+    python -m bench.cli [--db demo.db] [--runs 10] [--python PATH --encoders onnx]
+
+`--python` times another interpreter's install (a lean `pip install mlopsmortem` without torch,
+which can only run the onnx rows).
 """
 
 from __future__ import annotations
@@ -39,12 +42,12 @@ def build_demo(path: Path) -> None:
         pass
 
 
-def cli_seconds(db: Path, query: str, mode: str, encoder: str) -> float:
-    """Wall time of one `mlopsmortem search` process."""
+def cli_seconds(db: Path, query: str, mode: str, encoder: str, python: str) -> float:
+    """Wall time of one `mlopsmortem search` process run by the interpreter `python`."""
     env = {**os.environ, "MLOPSMORTEM_QUERY_ENCODER": encoder}
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "mlopsmortem", "search", query, "--db", str(db), "--mode", mode],
+        [python, "-m", "mlopsmortem", "search", query, "--db", str(db), "--mode", mode],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -69,7 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="a built knowledge base (default: crawl the demo)")
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--python", default=sys.executable, help="the interpreter to time")
+    parser.add_argument("--encoders", default="torch,onnx", help="torch (baseline), onnx")
     args = parser.parse_args()
+    encoders = [e for e in args.encoders.split(",") if e]
     queries = demo_queries()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db
@@ -80,18 +86,18 @@ def main() -> None:
         print(f"{'mode':<10}{'encoder':<9}{'median s':>10}{'min s':>8}{'max s':>8}{'speed-up':>10}")
         for mode in ("hybrid", "semantic"):
             medians = {}
-            for encoder in ("torch", "onnx"):
+            for encoder in encoders:
                 times = [
-                    cli_seconds(db, queries[i % len(queries)], mode, encoder)
+                    cli_seconds(db, queries[i % len(queries)], mode, encoder, args.python)
                     for i in range(args.runs)
                 ]
                 medians[encoder] = statistics.median(times)
-                ratio = medians["torch"] / medians[encoder]
+                ratio = medians.get("torch", medians[encoder]) / medians[encoder]
                 print(
                     f"{mode:<10}{encoder:<9}{medians[encoder]:>10.2f}{min(times):>8.2f}"
                     f"{max(times):>8.2f}{ratio:>9.1f}x"
                 )
-        for encoder in ("onnx", "torch"):
+        for encoder in encoders:
             p50 = embed_p50(db, encoder, queries)
             print(f"query embedding p50, {encoder}: {p50 * 1000:.1f} ms (55 demo queries)")
 
