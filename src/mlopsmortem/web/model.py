@@ -24,6 +24,17 @@ _MODEL_LOCK = threading.Lock()
 _LOADED: set[tuple[str, str, str]] = set()
 
 
+def embed_queries_single_threaded() -> None:
+    """One torch thread for this process, set when a server falls back to sentence-transformers
+    for its queries. A server embeds one short query at a time, which a single thread does
+    faster, and without the stalls of two OpenMP threads waiting on each other while another
+    process keeps a core busy (figures: docs/serving.md). The ONNX encoder runs on one thread of
+    its own, and needs no torch at all."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def ensure_model(
     model_name: str, db_path: str = "", encoder: str = "auto", immutable: bool = False
 ) -> QueryEncoder:
@@ -36,6 +47,7 @@ def ensure_model(
     with _MODEL_LOCK:
         loaded = query_encoder(db_path, model_name, encoder, immutable)
         if loaded.kind == "torch":
+            embed_queries_single_threaded()
             loaded.embed("load the model")  # sentence-transformers loads on first use
         _LOADED.add(key)
         return loaded
