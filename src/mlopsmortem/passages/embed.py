@@ -103,8 +103,9 @@ def _load_resolved(location: str) -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise ModelError(
-            "embedding passages needs sentence-transformers and torch: "
-            "pip install 'mlopsmortem[crawl]'"
+            "sentence-transformers is not installed (pip install 'mlopsmortem[crawl]'): it embeds "
+            "passages, and queries against a knowledge base without an ONNX query encoder "
+            "(`mlopsmortem embed --encoder` makes one where it is installed)"
         ) from exc
 
     return SentenceTransformer(location, device="cpu", local_files_only=True)
