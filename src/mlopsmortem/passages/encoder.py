@@ -2,7 +2,7 @@
 
 A knowledge base stores, per model, an ONNX export of the model's transformer and the model's
 own tokenizer.json in the table `query_encoders` (made by `passages.encoder_export` when passages
-are embedded, or by `mlopsmortem export-encoder`). `query_encoder(db_path, model_name)` returns
+are embedded, or by `mlopsmortem embed --encoder`). `query_encoder(db_path, model_name)` returns
 an `OnnxEncoder` on it (onnxruntime + tokenizers; mean pooling and L2 normalisation in numpy,
 as sentence-transformers' Pooling and Normalize modules do), else a `TorchEncoder` on the
 sentence-transformers model, and logs that fallback once per model and database.
@@ -155,7 +155,7 @@ def _onnx_encoder(db_path: str, key: str, onnx_sha256: str, immutable: bool) -> 
 def _fallback_notice(db_path: str, key: str) -> None:
     log.warning(
         "%s has no ONNX query encoder for model %r: embedding queries with sentence-transformers "
-        "(slower; `mlopsmortem export-encoder` makes one)",
+        "(slower; `mlopsmortem embed --encoder` makes one)",
         db_path or "the database",
         key,
     )
