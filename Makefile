@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python -m bench.tagging
 	$(BIN)/python -m bench.crawl
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.cli
 	$(BIN)/python -m bench.serve
 
 clean:

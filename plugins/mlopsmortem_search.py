@@ -153,9 +153,15 @@ def get_metadata(datasette, key, database, table):
 @hookimpl
 def prepare_connection(conn, database, datasette):
     config = plugin_config(datasette)
+    served = datasette.databases.get(database)
+    base = Settings()
     mm_embed, mm_model = text_functions(
         str(config.get("model") or DEFAULT_MODEL),
-        int(config.get("max_query_chars") or Settings().max_query_chars),
+        int(config.get("max_query_chars") or base.max_query_chars),
+        # mm_embed embeds with the query encoder stored in this connection's database file
+        str(served.path) if served is not None and served.path else "",
+        base.query_encoder,
+        served is not None and not served.is_mutable,
     )
     conn.create_function("mm_cosine", 2, mm_cosine, deterministic=True)
     conn.create_function("mm_embed", 1, mm_embed, deterministic=True)

@@ -38,14 +38,16 @@ def fake_encoder(monkeypatch) -> list[str]:
     """An empty query cache of 3 entries and an encoder that records what it embeds."""
     embedded: list[str] = []
 
-    def encode(model: Any, texts: list[str], batch_size: int) -> np.ndarray:
-        embedded.extend(texts)
-        return np.ones((len(texts), 4), dtype=np.float32)
+    class Recorder:
+        kind = "fake"
+
+        def embed(self, text: str) -> np.ndarray:
+            embedded.append(text)
+            return np.ones(4, dtype=np.float32)
 
     monkeypatch.setattr(vector_index, "_query_vectors", OrderedDict())
     monkeypatch.setattr(vector_index, "QUERY_CACHE_SIZE", 3)
-    monkeypatch.setattr(vector_index, "encode_texts", encode)
-    monkeypatch.setattr(vector_index, "load_model", lambda name: None)
+    monkeypatch.setattr(vector_index, "query_encoder", lambda *args: Recorder())
     return embedded
 
 
@@ -74,12 +76,13 @@ def test_embed_first_skips_the_worker_thread_when_the_vector_is_cached(
 ) -> None:
     calls: list[str] = []
 
-    def query_vector(text: str, model_name: str) -> np.ndarray:
+    def query_vector(text: str, model_name: str, *where: Any) -> np.ndarray:
         calls.append(text)
         return vector_index.embed_query(text, model_name)
 
     monkeypatch.setattr(web_sql, "query_vector", query_vector)
-    state: Any = type("S", (), {"settings": type("T", (), {"model_name": "m"})()})()
+    settings = type("T", (), {"model_name": "m", "query_encoder": "auto"})()
+    state: Any = type("S", (), {"settings": settings, "path": "", "immutable": False})()
     asyncio.run(web_sql.embed_first(state, Params(q="dns timeouts")))
     assert calls == ["dns timeouts"]
     asyncio.run(web_sql.embed_first(state, Params(q="dns timeouts")))

@@ -61,12 +61,14 @@ def test_a_port_taken_by_another_program_opens_nothing(monkeypatch, opened):
     assert opened == []
 
 
-def test_the_server_embeds_queries_on_one_torch_thread():
+def test_a_server_falling_back_to_torch_embeds_on_one_thread():
     import torch
+
+    from mlopsmortem.web.model import embed_queries_single_threaded
 
     before = torch.get_num_threads()
     try:
-        serve.embed_queries_single_threaded()
+        embed_queries_single_threaded()
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -353,18 +353,22 @@ def status(settings: Settings, max_age: float, as_json: bool) -> None:
 @cli.command()
 @click.option("--model", "model_name", help="A sentence-transformers model name or path.")
 @click.option("--rebuild", is_flag=True, help="Re-embed every passage.")
+@click.option(
+    "--encoder", is_flag=True, help="Make the ONNX query encoder current even if none is embedded."
+)
 @common_options
-def embed(settings: Settings, model_name: str | None, rebuild: bool) -> None:
+def embed(settings: Settings, model_name: str | None, rebuild: bool, encoder: bool) -> None:
     """Split documents into passages and embed the new or changed ones."""
     from mlopsmortem.pipeline import run_embed
 
     if model_name:
         settings = settings.with_(model_name=model_name)
-    synced, counts = run_embed(settings, rebuild=rebuild)
+    synced, counts = run_embed(settings, rebuild=rebuild, encoder=encoder)
     echo(
         settings,
         f"passages: {synced.inserted} new, {synced.updated} changed, {synced.deleted} removed; "
-        f"embedded {counts.embedded} with {counts.model} ({counts.dimension}-d)",
+        f"embedded {counts.embedded} with {counts.model} ({counts.dimension}-d)"
+        + (f"; query encoder {counts.encoder}" if counts.encoder else ""),
     )
 
 

@@ -333,3 +333,24 @@ def m008_page_failures(db: sqlite_utils.Database) -> None:
         if name not in existing:
             db["pages"].add_column(name, kind)
     db.execute("UPDATE pages SET checked_at = fetched_at, failures = 0 WHERE checked_at IS NULL")
+
+
+@migration(9, "query_encoders: the ONNX export of each model, to embed queries without torch")
+def m009_query_encoders(db: sqlite_utils.Database) -> None:
+    # One row per model key: the transformer exported to ONNX from the weights the passages were
+    # embedded with (model_hash), and the model's own tokenizer.json. It lives in the database so
+    # a copied or published file carries the encoder of its own vectors (docs/search.md).
+    db["query_encoders"].create(
+        {
+            "model": str,  # embeddings.model / embedding_models.name
+            "model_hash": str,  # sha256 of the model directory's files the export was made from
+            "onnx": bytes,  # the transformer's ONNX graph and weights (token embeddings out)
+            "onnx_sha256": str,
+            "tokenizer": str,  # the model's tokenizer.json
+            "max_seq_length": int,  # sentence-transformers' truncation length
+            "dimension": int,
+            "created_at": str,
+        },
+        pk="model",
+        if_not_exists=True,
+    )

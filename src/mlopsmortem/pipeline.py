@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import sqlite_utils
@@ -346,12 +346,26 @@ def run_tag(settings: Settings, *, rebuild: bool) -> dict[str, object]:
     return report
 
 
-def run_embed(settings: Settings, *, rebuild: bool) -> tuple[SyncCounts, EmbedCounts]:
+def run_embed(
+    settings: Settings, *, rebuild: bool, encoder: bool = False
+) -> tuple[SyncCounts, EmbedCounts]:
+    """Sync and embed passages. The ONNX query encoder is made current whenever passages were
+    embedded; `encoder` makes it current even when none needed embedding (an older database)."""
     db = open_db(settings.db_path)
     with record_run(db, "embed") as run:
         synced = sync_passages(db, settings=settings)
         counts = embed_passages(db, settings, rebuild=rebuild)
-        run.counts = {**asdict(synced), "embedded": counts.embedded, "model": counts.model}
+        if encoder and not counts.encoder:
+            from mlopsmortem.passages.encoder_export import ensure_query_encoder
+
+            action = ensure_query_encoder(db, settings.model_name).action
+            counts = replace(counts, encoder=action)
+        run.counts = {
+            **asdict(synced),
+            "embedded": counts.embedded,
+            "model": counts.model,
+            "encoder": counts.encoder,
+        }
     return synced, counts
 
 

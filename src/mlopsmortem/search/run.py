@@ -58,6 +58,7 @@ from mlopsmortem.search.vectors import (
     IndexSnapshot,
     VectorIndex,
     cosines,
+    database_path,
     embed_query,
     semantic_stories,
     top_k,
@@ -253,7 +254,7 @@ def search(
         clock.lap("keyword")
     if mode in ("semantic", "hybrid"):
         model = model_key(settings.model_name)
-        vector = embed_query(text, settings.model_name)
+        vector = embed_query(text, settings.model_name, database_path(conn), settings.query_encoder)
         clock.lap("embed")
         snapshot = (index or vector_index(db, model)).refresh(conn)
         if snapshot.size == 0:

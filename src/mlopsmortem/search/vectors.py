@@ -11,7 +11,7 @@ Caches, all explicit and per process:
   gives every written embedding a new, higher rowid).
 * `embed_query` (least recently used, 1024 entries) keyed by (model, query text);
   `cached_query_vector` looks a vector up without computing it.
-* the model itself, via `embed.load_model`.
+* the encoders, via `passages.encoder.query_encoder` (ONNX export or sentence-transformers).
 
 The scan (`semantic_stories`) is exact: every row of the matrix is scored.
 """
@@ -30,7 +30,8 @@ import numpy as np
 import sqlite_utils
 
 from mlopsmortem.errors import SearchError
-from mlopsmortem.passages.embed import encode_texts, load_model, model_key
+from mlopsmortem.passages.embed import model_key
+from mlopsmortem.passages.encoder import query_encoder
 from mlopsmortem.search.types import Ranked
 from mlopsmortem.settings import DEFAULT_MODEL
 
@@ -55,12 +56,23 @@ def cached_query_vector(text: str, model_name: str = DEFAULT_MODEL) -> np.ndarra
         return vector
 
 
-def embed_query(text: str, model_name: str = DEFAULT_MODEL) -> np.ndarray:
-    """The normalised query vector, cached per process by (model, text); read-only."""
+def embed_query(
+    text: str,
+    model_name: str = DEFAULT_MODEL,
+    db_path: str = "",
+    encoder: str = "auto",
+    immutable: bool = False,
+) -> np.ndarray:
+    """The normalised query vector, cached per process by (model, text); read-only.
+
+    Embedded by `passages.encoder.query_encoder(db_path, model_name, encoder, immutable)`: the
+    ONNX export stored in the database file db_path when there is one (no torch), else
+    sentence-transformers.
+    Both give the same vector (cosine >= 0.9999, tests/test_query_encoder.py), hence one cache."""
     vector = cached_query_vector(text, model_name)
     if vector is not None:
         return vector
-    vector = encode_texts(load_model(model_name), [text], batch_size=1)[0]
+    vector = query_encoder(db_path, model_name, encoder, immutable).embed(text)
     vector.setflags(write=False)
     with _query_lock:
         # a concurrent call may have embedded the same text meanwhile: keep the first vector

@@ -1,6 +1,7 @@
 """The embedding model as the web layer uses it, and the SQL functions built on it.
 
-The model is loaded once per process (concurrent first requests wait for the one loading it);
+The query encoder (the database's ONNX export, else the sentence-transformers model) is loaded
+once per process (concurrent first requests wait for the one loading it);
 `mm_cosine`, `mm_embed` and `mm_model` are what the plugin registers on every connection.
 """
 
@@ -12,29 +13,53 @@ from typing import Any
 
 import numpy as np
 
-from mlopsmortem.passages.embed import decode_vector, encode_vector, load_model, model_key
+from mlopsmortem.passages.embed import decode_vector, encode_vector, model_key
+from mlopsmortem.passages.encoder import QueryEncoder, query_encoder
 from mlopsmortem.search.vectors import embed_query
 
-# Process-wide like the model cache of mlopsmortem.passages.embed they guard: the lock makes
-# concurrent first requests wait for the one loading the model instead of each loading a copy.
+# Process-wide like the encoder caches of mlopsmortem.passages.encoder they guard: the lock
+# makes concurrent first requests wait for the one loading the encoder instead of each loading
+# a copy. Keyed by (database file, model, preference).
 _MODEL_LOCK = threading.Lock()
-_LOADED: set[str] = set()
+_LOADED: set[tuple[str, str, str]] = set()
 
 
-def ensure_model(model_name: str) -> None:
-    """Load the model once per process; concurrent callers wait for the one loading it."""
-    if model_name in _LOADED:
-        return
+def embed_queries_single_threaded() -> None:
+    """One torch thread for this process, set when a server falls back to sentence-transformers
+    for its queries. A server embeds one short query at a time, which a single thread does
+    faster, and without the stalls of two OpenMP threads waiting on each other while another
+    process keeps a core busy (figures: docs/serving.md). The ONNX encoder runs on one thread of
+    its own, and needs no torch at all."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def ensure_model(
+    model_name: str, db_path: str = "", encoder: str = "auto", immutable: bool = False
+) -> QueryEncoder:
+    """The query encoder of the served database (its ONNX export, else sentence-transformers),
+    loaded once per process; concurrent first callers wait for the one loading it. `immutable`:
+    the file is served with -i, and is read without writing anything beside it."""
+    key = (db_path, model_name, encoder)
+    if key in _LOADED:
+        return query_encoder(db_path, model_name, encoder, immutable)
     with _MODEL_LOCK:
-        if model_name not in _LOADED:
-            load_model(model_name)
-            _LOADED.add(model_name)
+        loaded = query_encoder(db_path, model_name, encoder, immutable)
+        if loaded.kind == "torch":
+            embed_queries_single_threaded()
+            loaded.embed("load the model")  # sentence-transformers loads on first use
+        _LOADED.add(key)
+        return loaded
 
 
-def query_vector(text: str, model_name: str) -> np.ndarray:
-    """The query vector of text (cached per process by the library)."""
-    ensure_model(model_name)
-    return embed_query(text, model_name)
+def query_vector(
+    text: str, model_name: str, db_path: str = "", encoder: str = "auto", immutable: bool = False
+) -> np.ndarray:
+    """The query vector of text against the database db_path (cached per process by the
+    library)."""
+    ensure_model(model_name, db_path, encoder, immutable)
+    return embed_query(text, model_name, db_path, encoder, immutable)
 
 
 def mm_cosine(a: Any, b: Any) -> float | None:
@@ -51,11 +76,15 @@ def mm_cosine(a: Any, b: Any) -> float | None:
 
 
 def text_functions(
-    model_name: str, max_chars: int
+    model_name: str,
+    max_chars: int,
+    db_path: str = "",
+    encoder: str = "auto",
+    immutable: bool = False,
 ) -> tuple[Callable[[Any], bytes | None], Callable[[], str]]:
     """The mm_embed(text) and mm_model() SQL functions of a model: the query vector BLOB of a
-    text (NULL for none; longer than max_chars is an error), and the name its embeddings are
-    stored under."""
+    text (NULL for none; longer than max_chars is an error), embedded by the query encoder of
+    the database db_path, and the name its embeddings are stored under."""
 
     def mm_embed(text: Any) -> bytes | None:
         if text is None:
@@ -65,7 +94,7 @@ def text_functions(
             return None
         if len(text) > max_chars:
             raise ValueError(f"mm_embed: text is longer than {max_chars} characters")
-        return encode_vector(query_vector(text, model_name))
+        return encode_vector(query_vector(text, model_name, db_path, encoder, immutable))
 
     def mm_model() -> str:
         return model_key(model_name)

@@ -125,7 +125,15 @@ async def embed_first(state: State, params: Params) -> None:
         if cached_query_vector(params.q, state.settings.model_name) is not None:
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, query_vector, params.q, state.settings.model_name)
+        await loop.run_in_executor(
+            None,
+            query_vector,
+            params.q,
+            state.settings.model_name,
+            state.path,
+            state.settings.query_encoder,
+            state.immutable,
+        )
 
 
 async def run_search(datasette: Any, state: State, params: Params) -> tuple[list[Any], bool]:
@@ -354,7 +362,13 @@ def warm_up(datasette: Any, state: State) -> None:
     do not wait for them. Runs on a thread of its own (the startup hook starts it); a failure
     is logged, never raised: searches then load what they need themselves."""
     try:
-        query_vector("warm up the model", state.settings.model_name)
+        query_vector(
+            "warm up the model",
+            state.settings.model_name,
+            state.path,
+            state.settings.query_encoder,
+            state.immutable,
+        )
     except Exception as exc:  # noqa: BLE001 - a warm-up failure must never kill the server
         log.warning("mlopsmortem: could not load the embedding model: %s", exc)
 

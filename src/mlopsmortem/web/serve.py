@@ -167,15 +167,6 @@ def open_when_ready(
     return thread
 
 
-def embed_queries_single_threaded() -> None:
-    """One torch thread for this process. A server embeds one short query at a time, which a
-    single thread does faster, and without the stalls of two OpenMP threads waiting on each
-    other while another process keeps a core busy (figures: docs/serving.md)."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def serve(
     settings: Settings,
     *,
@@ -196,7 +187,6 @@ def serve(
         datasette = build_datasette(settings)
         if sock is None:
             sock = bind_port(host, port)
-        embed_queries_single_threaded()
         _run_startup(datasette)
         url = f"http://{host}:{port}{path}"
         if not settings.quiet:

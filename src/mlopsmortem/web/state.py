@@ -46,6 +46,7 @@ class State:
     source: str | None = None
     source_url: str | None = None
     warm_started: bool = False
+    immutable: bool = False  # served with -i: query encoders read it without writing beside it
 
 
 # Keyed weakly by the Datasette instance: tests and `serve` build several in one process, and
@@ -104,6 +105,7 @@ async def kb_state(datasette: Any) -> State | None:
         stories_url=str(datasette.urls.table(found.name, "stories")),
         similar_url=str(datasette.urls.path("-/similar/")),
         facet_results=max(1, min(int(config.get("facet_results") or FACET_RESULTS), 1000)),
+        immutable=not found.is_mutable,
     )
     state.source, state.source_url = await source_credit(datasette, found)
     _STATES[datasette] = state
