@@ -30,29 +30,44 @@ def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
 
 
+# An exception delivered where Python cannot raise it (a __del__, a weakref or GC callback) is
+# reported as "unraisable" and lost; the budget then raises it again this often until the
+# block has ended.
+REFIRE_SECONDS = 0.05
+
+
 @contextmanager
 def time_budget(seconds: float) -> Iterator[None]:
-    """Raise OutOfTime in this thread if the block is still running after `seconds`."""
+    """Raise OutOfTime in this thread if the block is still running after `seconds`, and
+    again every REFIRE_SECONDS until it lands (one delivery can be swallowed)."""
     thread_id = threading.get_ident()
     lock = threading.Lock()
     state = {"inside": True, "fired": False}
+    timers: list[threading.Timer] = []
+
+    def arm(delay: float) -> None:
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        timers.append(timer)
+        timer.start()
 
     def fire() -> None:
         with lock:
             if state["inside"]:
                 state["fired"] = True
                 _set_async_exc(thread_id, OutOfTime)
+                arm(REFIRE_SECONDS)
 
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
+    with lock:
+        arm(seconds)
     try:
         yield
     finally:
-        timer.cancel()
         with lock:
             state["inside"] = False
             fired = state["fired"]
+            for timer in timers:
+                timer.cancel()
         if fired:
             # Still pending if the block ended right at the deadline: withdraw it so it
             # cannot surface in unrelated code run later by this thread.
