@@ -32,6 +32,7 @@ import sqlite_utils
 from bench.extract_layouts import SENTINELS
 from bench.real_scoring import search_figures, tag_figures
 from bench.real_site import read_articles, render_site, write_lists
+from bench.tagging_real import real_labels
 from mlopsmortem.db import open_db
 from mlopsmortem.demo import serve_site
 from mlopsmortem.pipeline import run_crawl
@@ -43,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 DEV = SHARED / "dev"
-ARTICLE_GOLD = ROOT / "bench" / "shared_gold_tags.tsv"
 KINDS = ("component", "impact")
 
 
@@ -130,46 +130,21 @@ def section_search(db: sqlite_utils.Database, settings: Settings, ids, modes) ->
 # --------------------------------------------------------------------------- tags
 
 
-def split_tags(value: str) -> set[str]:
-    return {t.strip() for t in value.split(";") if t.strip()}
+# the names bench.tagging's real section gives the label sources, as this report prints them
+LABEL_NAMES = {"dev": "dev (danluu, awful)", "articles": "37 articles", "k8s": "k8s list lines"}
 
 
 def label_sources(db: sqlite_utils.Database, ids: dict[str, str]) -> dict[str, dict]:
-    """{source: {kind: {story id: gold tags}}} for the three real label sources."""
-    sources: dict[str, dict] = {}
-    with open(DEV / "gold_tags.tsv", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    sources["dev (danluu, awful)"] = {
-        "component": {ids[r["url"]]: split_tags(r["components"]) for r in rows},
-        "impact": {ids[r["url"]]: split_tags(r["impacts"]) for r in rows},
-    }
-    index = {}
+    """{source: {kind: {story id: gold tags}}} for the three real label sources, read as
+    bench.tagging reads them (`real_labels`), with the articles' stories of this crawl."""
     with open(CORPUS / "articles" / "INDEX.tsv", encoding="utf-8") as handle:
-        index = {r["file"]: r["url"] for r in csv.DictReader(handle, delimiter="\t")}
-    with open(ARTICLE_GOLD, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    sources["37 articles"] = {
-        "component": {ids[index[r["file"]]]: split_tags(r["components"]) for r in rows},
-        "impact": {ids[index[r["file"]]]: split_tags(r["impacts"]) for r in rows},
+        files = {r["file"]: ids[r["url"]] for r in csv.DictReader(handle, delimiter="\t")}
+    return {
+        LABEL_NAMES[source]: {
+            kind: {sid: tags[i] for sid, tags in gold.items()} for i, kind in enumerate(KINDS)
+        }
+        for source, gold in real_labels(db, files).items()
     }
-    k8s: dict[str, dict[str, set[str]]] = {k: defaultdict(set) for k in KINDS}
-    k8s_stories = [
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT ss.story_id FROM story_sources ss JOIN sources s"
-            " ON s.id = ss.source_id WHERE s.name = 'k8s.af'"
-        )
-    ]
-    for sid in k8s_stories:
-        for kind in KINDS:
-            k8s[kind][sid]  # noqa: B018 - a labelled story, even without tags
-    for sid, kind, tag in db.execute(
-        "SELECT story_id, kind, tag FROM tags WHERE method = 'list' AND free = 0"
-    ):
-        if sid in k8s[kind]:
-            k8s[kind][sid].add(tag)
-    sources["k8s list lines"] = {k: dict(v) for k, v in k8s.items()}
-    return sources
 
 
 def predictions(db: sqlite_utils.Database) -> dict[str, dict[str, dict[str, set[str]]]]:
