@@ -187,7 +187,7 @@ def shared_pages() -> list[Page]:
         leaked = [w for w in SENTINELS if w in markdown.lower()]
         if leaked:
             raise SystemExit(f"{path.name} contains sentinel words {leaked}: pick others")
-        title = _title(markdown, path.stem)
+        title = markdown_title(markdown, path.stem)
         article_html = MD.render(markdown)
         found = sentences(markdown)
         for layout, render in LAYOUTS.items():
@@ -226,7 +226,8 @@ def _winansi(text: str) -> str:
     return text.encode("cp1252", errors="replace").decode("cp1252")
 
 
-def _title(markdown: str, fallback: str) -> str:
+def markdown_title(markdown: str, fallback: str) -> str:
+    """The first level-1 heading of `markdown`, else `fallback`."""
     match = re.search(r"^#\s+(.+)$", markdown, re.MULTILINE)
     return match.group(1).strip() if match else fallback
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import csv
 import html
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.extract import MD
+from bench.extract import MD, markdown_title
 from bench.extract_layouts import LAYOUTS, SENTINELS, _head
 from mlopsmortem.lists.ingest import SourceSpec
 
@@ -95,11 +94,6 @@ def site_layouts(articles: list[Article]) -> dict[str, str]:
     return layouts
 
 
-def _title(markdown: str, fallback: str) -> str:
-    match = re.search(r"^#\s+(.+)$", markdown, re.MULTILINE)
-    return match.group(1).strip() if match else fallback
-
-
 def render_site(articles: list[Article], site_dir: Path) -> dict[str, str]:
     """Write one page per article under `site_dir`; returns {article URL: page path}."""
     layouts = site_layouts(articles)
@@ -108,7 +102,7 @@ def render_site(articles: list[Article], site_dir: Path) -> dict[str, str]:
     for article in articles:
         layout = layouts[article.site]
         render = layout_status if layout == "status" else LAYOUTS[layout]
-        page = render(_title(article.markdown, article.title), MD.render(article.markdown),
+        page = render(markdown_title(article.markdown, article.title), MD.render(article.markdown),
                       numbers[article.site])  # fmt: skip
         path = f"{layout}/{Path(article.file).stem}.html"
         (site_dir / layout).mkdir(parents=True, exist_ok=True)
