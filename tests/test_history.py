@@ -21,17 +21,10 @@ from mlopsmortem.crawl.history import (
 from mlopsmortem.db import utcnow
 from mlopsmortem.pipeline import run_crawl
 from mlopsmortem.urls import canonicalize, story_id
+from tests.support.pages import article
 
 LOCAL = frozenset({"localhost", "127.0.0.1"})
 NOW = datetime(2026, 11, 8, 12, 0, 0, tzinfo=UTC)
-
-
-def article(title: str, body: str) -> str:
-    return (
-        f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
-        + "".join(f"<p>{body} Sentence {i} of the write-up.</p>" for i in range(6))
-        + "</article></body></html>"
-    )
 
 
 class Site:

@@ -23,17 +23,10 @@ from mlopsmortem.lists.ingest import SourceSpec, ingest_sources
 from mlopsmortem.passages.sync import sync_passages
 from mlopsmortem.pipeline import FetchRun
 from mlopsmortem.settings import Settings
+from tests.support.pages import article
 
 LOCAL = frozenset({"127.0.0.1", "localhost"})
 PATHS = ("/a", "/b", "/c")
-
-
-def article(title: str, body: str) -> str:
-    return (
-        f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
-        + "".join(f"<p>{body} Sentence {i} of the write-up.</p>" for i in range(6))
-        + "</article></body></html>"
-    )
 
 
 class Site:
