@@ -12,16 +12,20 @@ import numpy as np
 import pytest
 
 from mlopsmortem.db import open_db
+from mlopsmortem.extras import CRAWL_MODULES
 from mlopsmortem.passages.encoder import query_encoder, stored_encoder
 from mlopsmortem.passages.encoder_export import ensure_query_encoder
-from mlopsmortem.search import search, vectors
+from mlopsmortem.search import search, similar, vectors
 from mlopsmortem.settings import DEFAULT_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_QUERIES = REPO_ROOT / "data" / "demo" / "queries.tsv"
 QUERIES = ("lost logs fluent-bit", "the disk filled up on the build machines", "x509 expired")
 
-NO_TORCH = "import sys\nsys.modules['torch'] = None\nsys.modules['sentence_transformers'] = None\n"
+# A serving install: neither torch nor any package of the crawl extra can be imported.
+SERVING_ONLY = "import sys\n" + "".join(
+    f"sys.modules[{name!r}] = None\n" for name in ("torch", "transformers", *CRAWL_MODULES)
+)
 
 
 def demo_queries() -> list[str]:
@@ -82,7 +86,7 @@ def test_a_database_without_an_export_falls_back_and_says_so_once(kb_copy, caplo
         query_encoder(str(path), DEFAULT_MODEL, "onnx")
 
 
-def test_cli_and_served_search_need_no_torch_and_find_the_same(kb) -> None:
+def test_a_serving_install_searches_serves_and_exports_like_the_full_one(kb, tmp_path) -> None:
     path, settings = kb
     db = open_db(path)
     torch_settings = settings.with_(query_encoder="torch")
@@ -95,7 +99,9 @@ def test_cli_and_served_search_need_no_torch_and_find_the_same(kb) -> None:
         vectors._query_vectors.clear()
     assert all(len(ids) >= 3 for ids in expected.values())
     db.close()
-    code = NO_TORCH + (
+    export_dir = tmp_path / "export"
+    story = expected[QUERIES[0]][0]
+    code = SERVING_ONLY + (
         "import asyncio, json, contextlib, io\n"
         "from mlopsmortem.cli import cli\n"
         f"path, queries = {str(path)!r}, {list(QUERIES)!r}\n"
@@ -118,10 +124,29 @@ def test_cli_and_served_search_need_no_torch_and_find_the_same(kb) -> None:
         "        assert r.status_code == 200, r.text\n"
         "        out['served'][q] = [hit['id'] for hit in r.json()['results']]\n"
         "asyncio.run(served())\n"
-        "assert 'torch' not in [n for n, m in sys.modules.items() if m is not None]\n"
+        "def run(args):\n"
+        "    buffer = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buffer):\n"
+        "        cli(args, standalone_mode=False)\n"
+        "    return buffer.getvalue()\n"
+        f"similar = json.loads(run(['similar', {story!r}, '--db', path, '--json']))\n"
+        "out['similar'] = [hit['id'] for hit in similar]\n"
+        f"run(['export', '--db', path, '--format', 'parquet', '--out', {str(export_dir)!r}])\n"
+        "try:\n"
+        "    cli(['crawl', '--db', path], standalone_mode=False)\n"
+        "except Exception as err:\n"
+        "    out['crawl'] = str(err)\n"
+        "loaded = [n for n, m in sys.modules.items() if m is not None]\n"
+        "assert 'torch' not in loaded and 'trafilatura' not in loaded\n"
         "print(json.dumps(out))\n"
     )
     out = json.loads(run_python(code).strip().splitlines()[-1])
+    db = open_db(path)
+    assert out["similar"] == [hit.id for hit in similar(db, story, settings=settings, limit=10)]
+    db.close()
+    assert (export_dir / "stories.parquet").stat().st_size > 0
+    assert out["crawl"].startswith("`mlopsmortem crawl` needs the crawl extra (protego,")
+    assert out["crawl"].endswith("pip install 'mlopsmortem[crawl]'")
     for q in QUERIES:
         assert out["cli"][q] == expected[q], q
         assert out["served"][q] == expected[q][:10], q

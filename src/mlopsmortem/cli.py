@@ -24,6 +24,7 @@ import click
 
 from mlopsmortem import __version__
 from mlopsmortem.errors import MlopsmortemError
+from mlopsmortem.extras import require_crawl_extra
 from mlopsmortem.settings import Settings, default_db_path, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,6 +98,7 @@ def ingest(
     SOURCES are URLs, files or names from data/sources.toml. None: the lists the database
     already holds, under their names; a new database reads data/sources.toml's defaults.
     """
+    require_crawl_extra("ingest")
     from mlopsmortem.pipeline import run_ingest
 
     if sources_file:
@@ -170,6 +172,7 @@ def fetch_options(fn: F) -> F:
 @fetch_options
 def fetch(settings: Settings, only: tuple[str, ...]) -> None:
     """Fetch the stories' pages and extract their text."""
+    require_crawl_extra("fetch")
     from mlopsmortem.pipeline import run_fetch
 
     result = run_fetch(settings, only)
@@ -201,6 +204,7 @@ def crawl(
     the crawl completed (dead links included), 2 when some source lists could not be read, 1
     on failure.
     """
+    require_crawl_extra("crawl")
     from mlopsmortem.pipeline import run_crawl
 
     result = run_crawl(settings, sources, only=only, on_problem=lambda p: click.echo(p, err=True))
@@ -220,6 +224,7 @@ def crawl(
 @common_options
 def extract(settings: Settings, everything: bool) -> None:
     """Re-extract text from stored responses, offline."""
+    require_crawl_extra("extract")
     from mlopsmortem.pipeline import run_extract
 
     report = run_extract(settings, everything)
@@ -250,6 +255,7 @@ def serve(settings: Settings, host: str, port: int, open_browser: bool) -> None:
 @common_options
 def demo(settings: Settings, site_port: int, port: int, no_serve: bool, open_browser: bool) -> None:
     """Serve the bundled fictional sample site on 127.0.0.1, crawl it, and publish the result."""
+    require_crawl_extra("demo")
     from mlopsmortem.pipeline import demo_session
     from mlopsmortem.web.serve import bind_port
     from mlopsmortem.web.serve import serve as serve_datasette
@@ -359,6 +365,7 @@ def status(settings: Settings, max_age: float, as_json: bool) -> None:
 @common_options
 def embed(settings: Settings, model_name: str | None, rebuild: bool, encoder: bool) -> None:
     """Split documents into passages and embed the new or changed ones."""
+    require_crawl_extra("embed")
     from mlopsmortem.pipeline import run_embed
 
     if model_name:
@@ -377,6 +384,7 @@ def embed(settings: Settings, model_name: str | None, rebuild: bool, encoder: bo
 @common_options
 def tag(settings: Settings, rebuild: bool) -> None:
     """Tag stories by component and impact (list tags, text rules, semantic impacts)."""
+    require_crawl_extra("tag")
     from mlopsmortem.pipeline import run_tag
 
     report = run_tag(settings, rebuild=rebuild)

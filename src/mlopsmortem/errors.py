@@ -58,3 +58,7 @@ class DatabaseError(MlopsmortemError):
 
 class PortInUseError(MlopsmortemError):
     """A server could not listen on its host and port (taken by another program, or refused)."""
+
+
+class MissingExtraError(MlopsmortemError):
+    """A command needs packages of an install extra that is not installed."""
