@@ -13,66 +13,20 @@ hard-wrapped when stdout is not a terminal, so piped ids and URLs stay on one li
 from __future__ import annotations
 
 import functools
-import json
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import click
 
 from mlopsmortem import __version__
-from mlopsmortem.errors import MlopsmortemError
+from mlopsmortem.cli_options import F, common_options, echo, print_report
+from mlopsmortem.cli_search import search, similar
 from mlopsmortem.extras import require_crawl_extra
-from mlopsmortem.settings import Settings, default_db_path, parse_duration
-
-F = TypeVar("F", bound=Callable[..., Any])
+from mlopsmortem.settings import Settings, parse_duration
 
 # Exit code of a run that completed but could not read every source list.
 EXIT_SOURCES_FAILED = 2
-
-
-def common_options(fn: F) -> F:
-    """--db and --quiet on every command; builds the Settings passed to the command."""
-
-    @click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Database file (default: $MLOPSMORTEM_DB, else ./mlopsmortem.db).",
-    )
-    @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, db_path: Path | None, quiet: bool, **kwargs: Any) -> Any:
-        settings = Settings(db_path=db_path or default_db_path(), quiet=quiet)
-        try:
-            return fn(settings, *args, **kwargs)
-        except MlopsmortemError as err:
-            raise click.ClickException(str(err)) from err
-
-    return wrapper  # type: ignore[return-value]
-
-
-def echo(settings: Settings, message: str = "", *, err: bool = False) -> None:
-    if not settings.quiet:
-        click.echo(message, err=err)
-
-
-class Report(Protocol):
-    def as_dict(self) -> dict[str, Any]: ...
-
-    def summary_lines(self) -> list[str]: ...
-
-
-def print_report(settings: Settings, report: Report, as_json: bool) -> None:
-    """A command's report: JSON for programs (even under --quiet), lines for people."""
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for line in report.summary_lines():
-            echo(settings, line)
 
 
 @click.group()
@@ -397,97 +351,8 @@ def tag(settings: Settings, rebuild: bool) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-# Years `--since` accepts: the lists' stories are from 1900 on (lists/formats.py reads 19xx and
-# 20xx); a story can be dated at most next year (time zones, a list written ahead).
-SINCE_FIRST_YEAR = 1900
-
-
-def _since_year(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    last = datetime.now(UTC).year + 1
-    if value is not None and not SINCE_FIRST_YEAR <= value <= last:
-        raise click.BadParameter(f"{value} is not a year from {SINCE_FIRST_YEAR} to {last}")
-    return value
-
-
-def filter_options(fn: F) -> F:
-    @click.option("--component", "components", multiple=True, help="Only stories with this tag.")
-    @click.option("--impact", "impacts", multiple=True, help="Only stories with this impact.")
-    @click.option(
-        "--since",
-        type=int,
-        callback=_since_year,
-        metavar="YEAR",
-        help=f"Only stories from this year on ({SINCE_FIRST_YEAR} to next year).",
-    )
-    @click.option("--source", "sources", multiple=True, help="Only stories from this list.")
-    @click.option("--link-status", multiple=True, help="live, dead, archived, ...")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@cli.command()
-@click.argument("query")
-@click.option(
-    "--mode",
-    type=click.Choice(["hybrid", "semantic", "keyword"]),
-    default="hybrid",
-    show_default=True,
-)
-@filter_options
-@click.option("-n", "--limit", default=10, show_default=True, type=click.IntRange(1, 200))
-@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array.")
-@common_options
-def search(
-    settings: Settings,
-    query: str,
-    mode: str,
-    components: tuple[str, ...],
-    impacts: tuple[str, ...],
-    since: int | None,
-    sources: tuple[str, ...],
-    link_status: tuple[str, ...],
-    limit: int,
-    as_json: bool,
-) -> None:
-    """Find the stories that match QUERY, each with the passage that matched.
-
-    Above the results, a line says when none (or only some) of them contain QUERY's words."""
-    from mlopsmortem.db import open_existing_db
-    from mlopsmortem.hitprint import print_hits
-    from mlopsmortem.search.run import search as search_stories
-
-    hits = search_stories(
-        open_existing_db(settings.db_path),
-        query,
-        settings=settings,
-        mode=mode,  # type: ignore[arg-type]
-        components=components,
-        impacts=impacts,
-        since=since,
-        sources=sources,
-        link_status=link_status,
-        limit=limit,
-    )
-    print_hits(hits, as_json, quiet=settings.quiet, mode=mode)
-
-
-@cli.command()
-@click.argument("story_id")
-@click.option("-n", "--limit", default=10, show_default=True, type=click.IntRange(1, 200))
-@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array.")
-@common_options
-def similar(settings: Settings, story_id: str, limit: int, as_json: bool) -> None:
-    """The stories nearest to STORY_ID."""
-    from mlopsmortem.db import open_existing_db
-    from mlopsmortem.hitprint import print_hits
-    from mlopsmortem.search.run import similar as similar_stories
-
-    db = open_existing_db(settings.db_path)
-    hits = similar_stories(db, story_id, settings=settings, limit=limit)
-    print_hits(hits, as_json, quiet=settings.quiet)
+cli.add_command(search)
+cli.add_command(similar)
 
 
 def main() -> None:

@@ -354,3 +354,43 @@ def m009_query_encoders(db: sqlite_utils.Database) -> None:
         pk="model",
         if_not_exists=True,
     )
+
+
+@migration(10, "incident cards: what happened, triggers, detection, duration, timeline")
+def m010_incident_cards(db: sqlite_utils.Database) -> None:
+    # One card per story with text or a list summary, derived from them like tags (incidents/);
+    # an unknown field is NULL (or an empty JSON list), never a guess.
+    db["incident_cards"].create(
+        {
+            "story_id": str,
+            "summary": str,
+            "triggers": str,  # JSON list of trigger ids (incidents/types.py), [] when unknown
+            "detection": str,  # alert | customer-report | internal-report, NULL when unknown
+            "started_at": str,  # as the text gives it: YYYY-MM-DD[ HH:MM], its own time zone
+            "resolved_at": str,
+            "duration_minutes": float,
+            "duration_band": str,  # < 1 h | 1-6 h | 6-24 h | > 24 h, for facets
+            "root_cause": str,
+            "resolution": str,
+            "action_items": str,  # JSON list of sentences
+            "evidence": str,  # JSON: field -> {passage_id, method, confidence, quote}
+            "input_hash": str,  # of the text, list summary and extractor version it came from
+            "extractor_version": str,
+            "updated_at": str,
+        },
+        pk="story_id",
+        foreign_keys=[("story_id", "stories", "id")],
+        if_not_exists=True,
+    )
+    db["incident_timeline"].create(
+        {
+            "story_id": str,
+            "seq": int,
+            "time": str,  # as written
+            "at": str,  # YYYY-MM-DD HH:MM or HH:MM when the text gives no date; NULL if unread
+            "event": str,
+        },
+        pk=("story_id", "seq"),
+        foreign_keys=[("story_id", "stories", "id")],
+        if_not_exists=True,
+    )
