@@ -45,7 +45,8 @@ bench: setup
 	$(BIN)/python -m bench.tagging
 	$(BIN)/python -m bench.crawl
 	$(BIN)/python -m bench.search
-	$(BIN)/python -m bench.cli
+	$(BIN)/python -m bench.install --keep build/bench-install
+	$(BIN)/python -m bench.cli --serving-python build/bench-install/serving/bin/python
 	$(BIN)/python -m bench.serve
 
 clean:

@@ -6,10 +6,11 @@ new process with a different demo query, and prints the median and the spread. T
 (MLOPSMORTEM_QUERY_ENCODER=torch: sentence-transformers, as before the ONNX encoder) is the
 baseline, measured in the same run. Also the in-process query embedding p50 of both encoders.
 
-    python -m bench.cli [--db demo.db] [--runs 10] [--python PATH --encoders onnx]
+    python -m bench.cli [--db demo.db] [--runs 10] [--serving-python PATH]
 
-`--python` times another interpreter's install (a lean `pip install mlopsmortem` without torch,
-which can only run the onnx rows).
+`--serving-python` adds onnx rows timed with another interpreter: a fresh `pip install
+mlopsmortem` without torch (`python -m bench.install --keep DIR` builds one), against the torch
+rows of the same run. `--python` with `--encoders onnx` times only another interpreter.
 """
 
 from __future__ import annotations
@@ -74,8 +75,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--python", default=sys.executable, help="the interpreter to time")
     parser.add_argument("--encoders", default="torch,onnx", help="torch (baseline), onnx")
+    parser.add_argument(
+        "--serving-python",
+        help="also time the onnx rows with this interpreter (a fresh `pip install mlopsmortem`)",
+    )
     args = parser.parse_args()
     encoders = [e for e in args.encoders.split(",") if e]
+    runners = [(encoder, encoder, args.python) for encoder in encoders]
+    if args.serving_python:
+        runners.append(("serving", "onnx", args.serving_python))
     queries = demo_queries()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db
@@ -86,15 +94,15 @@ def main() -> None:
         print(f"{'mode':<10}{'encoder':<9}{'median s':>10}{'min s':>8}{'max s':>8}{'speed-up':>10}")
         for mode in ("hybrid", "semantic"):
             medians = {}
-            for encoder in encoders:
+            for label, encoder, python in runners:
                 times = [
-                    cli_seconds(db, queries[i % len(queries)], mode, encoder, args.python)
+                    cli_seconds(db, queries[i % len(queries)], mode, encoder, python)
                     for i in range(args.runs)
                 ]
-                medians[encoder] = statistics.median(times)
-                ratio = medians.get("torch", medians[encoder]) / medians[encoder]
+                medians[label] = statistics.median(times)
+                ratio = medians.get("torch", medians[label]) / medians[label]
                 print(
-                    f"{mode:<10}{encoder:<9}{medians[encoder]:>10.2f}{min(times):>8.2f}"
+                    f"{mode:<10}{label:<9}{medians[label]:>10.2f}{min(times):>8.2f}"
                     f"{max(times):>8.2f}{ratio:>9.1f}x"
                 )
         for encoder in encoders:
