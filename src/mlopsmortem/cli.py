@@ -337,7 +337,7 @@ def embed(settings: Settings, model_name: str | None, rebuild: bool, encoder: bo
 @click.option("--rebuild", is_flag=True, help="Re-tag every story.")
 @common_options
 def tag(settings: Settings, rebuild: bool) -> None:
-    """Tag stories by component and impact (list tags, text rules, semantic impacts)."""
+    """Tag stories by component and impact, and derive their incident cards."""
     require_crawl_extra("tag")
     from mlopsmortem.pipeline import run_tag
 
@@ -346,6 +346,12 @@ def tag(settings: Settings, rebuild: bool) -> None:
         settings,
         f"tagged {report['tagged']} stories ({report['unchanged']} unchanged), "
         f"{report['tags']} tags, taxonomy {report['taxonomy_version']}",
+    )
+    cards = report["incidents"]
+    echo(
+        settings,
+        f"incident cards: {cards['built']} derived ({cards['unchanged']} unchanged, "
+        f"{cards['removed']} removed), extractor {cards['extractor_version']}",
     )
     for warning in report["warnings"]:
         click.echo(f"warning: {warning}", err=True)

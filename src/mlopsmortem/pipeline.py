@@ -14,6 +14,7 @@ from mlopsmortem.crawl.scheduler import ExtractReport, crawl_lock, extract_store
 from mlopsmortem.db import open_db
 from mlopsmortem.demo import DEMO_BASE, DEMO_HOST, RunningSite, demo_list_text, serve_site
 from mlopsmortem.errors import MlopsmortemError, SourceError
+from mlopsmortem.incidents.run import build_cards
 from mlopsmortem.lists.ingest import (
     IngestReport,
     SourceSpec,
@@ -319,6 +320,7 @@ def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str,
     first = sync_passages(db, settings=settings)
     embedded = embed_passages(db, settings)
     stages["tag"], second, again = tag_and_refresh_cards(db, settings)
+    stages["incidents"] = run_incident_cards(db, settings)
     stages["passages"] = asdict(first)
     stages["cards"] = {"updated_with_tags": second.inserted + second.updated}
     stages["embed"] = {
@@ -337,11 +339,21 @@ def tag_and_refresh_cards(
     return report, sync_passages(db, settings=settings), embed_passages(db, settings)
 
 
+def run_incident_cards(
+    db: sqlite_utils.Database, settings: Settings, *, rebuild: bool = False
+) -> dict[str, object]:
+    """Re-derive the incident cards of stories whose text or list summary changed."""
+    with progress_bar("incident cards", quiet=settings.quiet) as bar:
+        return asdict(build_cards(db, rebuild=rebuild, progress=bar))
+
+
 def run_tag(settings: Settings, *, rebuild: bool) -> dict[str, object]:
-    """`mlopsmortem tag`."""
+    """`mlopsmortem tag`: tags, then the incident cards (both incremental; `rebuild` redoes
+    every story's)."""
     db = open_db(settings.db_path)
     with record_run(db, "tag") as run:
         report, _, _ = tag_and_refresh_cards(db, settings, rebuild=rebuild)
+        report["incidents"] = run_incident_cards(db, settings, rebuild=rebuild)
         run.counts = {k: v for k, v in report.items() if isinstance(v, int)}
     return report
 
