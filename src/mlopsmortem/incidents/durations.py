@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mlopsmortem.incidents.timeline import read_stamp
 
 _WORD_NUMBERS = {
     "a": 1,
@@ -41,10 +44,10 @@ _COMPOUND = re.compile(
     r"\b(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s*|,\s*)?(\d+)\s*(?:m|mins?|minutes?)\b", re.IGNORECASE
 )
 _SIMPLE = re.compile(rf"\b{_NUMBER}(?:\+|\s*-\s*|\s+)?{_UNIT}", re.IGNORECASE)
-_RANGE = re.compile(
-    r"\b(?:from|between)\s+(\d{1,2})[:.](\d{2})\s*(?:[A-Z]{2,4}\s*)?(?:to|and|until|-|–)\s*"
-    r"(\d{1,2})[:.](\d{2})\b",
-    re.IGNORECASE,
+_RANGE_START = re.compile(r"\b(?:from|between)\s+", re.IGNORECASE)
+_RANGE_SEPARATOR = re.compile(r"\s*(?:to|until|till|through|and|-{1,2}|–|—)\s*", re.IGNORECASE)
+_ELSEWHERE = re.compile(
+    r"\b(previous(ly)?|last time|earlier incident|once before|in the past)\b", re.I
 )
 # The sentence speaks of the incident lasting.
 _ABOUT_INCIDENT = re.compile(
@@ -80,6 +83,7 @@ class StatedDuration:
     start: int  # offset of the phrase in the text
     end: int
     phrase: str
+    exact: bool = False  # a range of clock times, not a rounded "about 3 hours"
 
 
 def _value(number: str) -> float:
@@ -87,21 +91,48 @@ def _value(number: str) -> float:
     return float(_WORD_NUMBERS[key]) if key in _WORD_NUMBERS else float(number)
 
 
-def stated_durations(sentence: str, offset: int = 0) -> list[StatedDuration]:
-    """The incident durations a sentence states (offsets shifted by `offset`)."""
-    if not _ABOUT_INCIDENT.search(sentence):
+def _ranges(sentence: str, year: int | None) -> list[tuple[int, int, float]]:
+    """(start, end, minutes) of each "from <time> to <time>" in the sentence; the times may
+    carry dates ("from November 11, 4:02 PM UTC to November 14, 3:02 PM UTC")."""
+    found = []
+    for match in _RANGE_START.finditer(sentence):
+        first = read_stamp(sentence[match.end() :])
+        if first is None or first.time is None:
+            continue
+        rest_at = match.end() + first.end
+        separator = _RANGE_SEPARATOR.match(sentence, rest_at)
+        if separator is None:
+            continue
+        second = read_stamp(sentence[separator.end() :])
+        if second is None or second.time is None:
+            continue
+        base_year = (first.date and first.date[0]) or year or 2001
+        day_one = (base_year, *first.date[1:]) if first.date else (base_year, 1, 1)
+        day_two = ((second.date[0] or base_year), *second.date[1:]) if second.date else day_one
+        begin = datetime(*day_one, *first.time)  # type: ignore[arg-type]
+        finish = datetime(*day_two, *second.time)  # type: ignore[arg-type]
+        if finish <= begin and second.date is None:
+            finish += timedelta(days=1)  # "from 23:10 to 00:40"
+        minutes = (finish - begin).total_seconds() / 60
+        if minutes > 0:
+            found.append((match.start(), separator.end() + second.end, minutes))
+    return found
+
+
+def stated_durations(
+    sentence: str, offset: int = 0, year: int | None = None
+) -> list[StatedDuration]:
+    """The incident durations a sentence states (offsets shifted by `offset`); `year` dates a
+    range whose dates name none. A sentence about an earlier occurrence states none."""
+    if not _ABOUT_INCIDENT.search(sentence) or _ELSEWHERE.search(sentence):
         return []
     found: list[StatedDuration] = []
     taken: list[tuple[int, int]] = []
-    for match in _RANGE.finditer(sentence):
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        minutes = (h2 * 60 + m2) - (h1 * 60 + m1)
-        if minutes <= 0:
-            minutes += 24 * 60
-        found.append(
-            StatedDuration(minutes, offset + match.start(), offset + match.end(), match.group(0))
-        )
-        taken.append(match.span())
+    for found_range in _ranges(sentence, year):
+        start, end, minutes = found_range
+        phrase = sentence[start:end]
+        found.append(StatedDuration(minutes, offset + start, offset + end, phrase, exact=True))
+        taken.append((start, end))
     for pattern in (_COMPOUND, _SIMPLE):
         for match in pattern.finditer(sentence):
             if any(a <= match.start() < b for a, b in taken):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mlopsmortem.incidents.cues import DETECTION_CUES, NEGATION, TRIGGER_CUES
 from mlopsmortem.incidents.durations import stated_durations
 from mlopsmortem.incidents.sections import Section, Sentence, sentences, split_sections
-from mlopsmortem.incidents.timeline import find_date, read_timeline, timeline_span
+from mlopsmortem.incidents.timeline import find_date, read_timeline, text_year, timeline_span
 from mlopsmortem.incidents.types import TRIGGERS, FieldEvidence, IncidentCard
 
 # Bumped whenever a change to this package can change a card: every card is re-derived.
@@ -198,7 +198,7 @@ def build_card(
         " ".join(x.sentence.text for x in located[:12])
     )
     duration, started_at, resolved_at = None, incident_date, None
-    stated = _stated_duration(located)
+    stated = _stated_duration(located, text_year(text))
     span = timeline_span(lines)
     if stated is not None:
         duration = stated.minutes
@@ -324,20 +324,21 @@ class _Stated:
     sentence: str
 
 
-def _stated_duration(located: list[_Located]) -> _Stated | None:
-    preferred = ("title", "lead", "summary", "impact", "what_happened")
-    candidates: list[tuple[int, int, _Stated]] = []
+def _stated_duration(located: list[_Located], year: int | None) -> _Stated | None:
+    # the summary and impact sections state a duration best; a title rounds it ("30min
+    # outage"); a clock-time range is exact where "about 3 hours" in the same sentence is not
+    order = {"summary": 0, "impact": 0, "lead": 1, "what_happened": 1, "title": 2}
+    candidates: list[tuple[int, int, int, _Stated]] = []
     for item in located:
         if item.kind == "action_items":
             continue
-        for found in stated_durations(item.sentence.text, item.sentence.start):
+        for found in stated_durations(item.sentence.text, item.sentence.start, year):
             # a template's "Time to recovery: 84 minutes" is the most explicit statement
             explicit = _TIME_TO_RECOVERY.search(item.sentence.text)
-            rank = -1 if explicit else 0 if item.kind in preferred else 1
-            candidates.append(
-                (rank, found.start, _Stated(found.minutes, found.start, item.sentence.text))
-            )
-    return min(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
+            rank = -1 if explicit else order.get(item.kind, 3)
+            stated = _Stated(found.minutes, found.start, item.sentence.text)
+            candidates.append((rank, item.sentence.start, 0 if found.exact else 1, stated))
+    return min(candidates, key=lambda c: c[:3])[3] if candidates else None
 
 
 def _statement(

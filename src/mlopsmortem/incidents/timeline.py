@@ -61,7 +61,8 @@ _PLACEHOLDER_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}\s+--:--")
 # An entry that says the incident is over.
 RESOLVED = re.compile(
     r"\b(resolved|incident (is )?(ends|over|closed)|all (systems|services)\b.{0,30}\boperational|"
-    r"back to (normal|working)|fully (restored|recovered|operational)|"
+    r"(back|returns?|returned) to (normal|working)|self-?heal\w*|"
+    r"fully (restored|recovered|operational)|"
     r"(service|site|traffic|everything)\b.{0,20}\b(restored|resumes|recovered|back)|"
     r"restored|recovered|mitigated|solved|confirmed working|working again|"
     r"operating normally|is (back )?up again|okay again)\b",
@@ -130,6 +131,7 @@ class TimelineLine:
     offset: int  # where the line starts in the text
     moment: datetime | None  # a full date and time; None when either is missing
     clock: int | None  # minutes since the day's start (for timelines without dates)
+    headline: str  # the event's first two lines: what says the incident is over, if anything
 
 
 def text_year(text: str) -> int | None:
@@ -138,10 +140,10 @@ def text_year(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _stamped_lines(text: str, start: int, end: int) -> list[tuple[int, Stamp, str]]:
+def _stamped_lines(text: str, start: int, end: int) -> list[tuple[int, Stamp, str, str]]:
     """(offset, stamp, event) of each line of text[start:end] that starts with a stamp; a stamp
     alone on its line takes the next non-empty line as its event."""
-    found: list[tuple[int, Stamp, str]] = []
+    found: list[tuple[int, Stamp, str, str]] = []
     lines = text[start:end].split("\n")
     position = start
     offsets = []
@@ -161,6 +163,7 @@ def _stamped_lines(text: str, start: int, end: int) -> list[tuple[int, Stamp, st
         event = body[stamp.end :]
         event = _EVENT_SEPARATOR.sub("", event, count=1).strip().strip("|").strip()
         event = re.sub(r"\s*\|\s*", " · ", event).strip(" ·*")
+        headline = event
         if not event:  # the stamp stands alone: its event is the lines up to the next stamp
             parts: list[str] = []
             for following in lines[index + 1 :]:
@@ -171,8 +174,9 @@ def _stamped_lines(text: str, start: int, end: int) -> list[tuple[int, Stamp, st
                 if sum(len(part) for part in parts) > _EVENT_MAX_CHARS:
                     break
             event = " ".join(parts)[:_EVENT_MAX_CHARS]
+            headline = " ".join(parts[:2])
         if event:
-            found.append((offsets[index], stamp, event))
+            found.append((offsets[index], stamp, event, headline))
     return found
 
 
@@ -189,7 +193,7 @@ def read_timeline(text: str, sections: list[Section]) -> list[TimelineLine]:
     lines: list[TimelineLine] = []
     current: tuple[int, int, int] | None = None
     last_clock: int | None = None
-    for offset, stamp, event in stamped:
+    for offset, stamp, event, headline in stamped:
         if stamp.date is not None:
             y, m, d = stamp.date
             if y is None:
@@ -205,7 +209,7 @@ def read_timeline(text: str, sections: list[Section]) -> list[TimelineLine]:
         date = current if stamp.date is not None or current else None
         moment = datetime(*date, *stamp.time) if date and stamp.time else None
         entry = TimelineEntry(stamp.text, _iso(date, stamp.time), event)
-        lines.append(TimelineLine(entry, offset, moment, clock if date is None else None))
+        lines.append(TimelineLine(entry, offset, moment, clock if date is None else None, headline))
     return lines
 
 
@@ -236,7 +240,7 @@ def timeline_span(lines: list[TimelineLine]) -> Span | None:
         return None
     start = timed[0]
     for line in timed[1:]:
-        if RESOLVED.search(line.entry.event):
+        if RESOLVED.search(line.headline):
             minutes = _minutes(start, line)
             if minutes is not None and minutes > 0:
                 return Span(start, line, minutes)
