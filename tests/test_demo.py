@@ -161,3 +161,21 @@ def test_recrawl_of_the_unchanged_demo_is_conditional_and_redoes_nothing(demo_db
     assert report["newly_dead"] == 0 and report["recovered"] == 0
     assert second.stages["embed"]["embedded"] == 0
     assert second.stages["passages"]["inserted"] == second.stages["passages"]["updated"] == 0
+
+
+def test_every_demo_story_with_text_has_an_incident_card_and_recrawls_keep_them(demo_db) -> None:
+    db_path, _, first, second = demo_db
+    db = open_db(db_path)
+    with_text = {
+        r[0]
+        for r in db.execute(
+            "SELECT s.id FROM stories s LEFT JOIN documents d ON d.story_id = s.id"
+            " WHERE s.removed_at IS NULL AND (d.text <> '' OR s.summary <> '')"
+        )
+    }
+    cards = {r[0]: r[1] for r in db.execute("SELECT story_id, summary FROM incident_cards")}
+    assert with_text and set(cards) == with_text
+    assert all(summary for summary in cards.values())
+    assert first.stages["incidents"]["built"] == len(with_text)
+    assert second.stages["incidents"]["built"] == 0  # an unchanged re-crawl derives nothing
+    assert second.stages["incidents"]["unchanged"] == len(with_text)

@@ -46,6 +46,12 @@ _COMPOUND = re.compile(
 _SIMPLE = re.compile(rf"\b{_NUMBER}(?:\+|\s*-\s*|\s+)?{_UNIT}", re.IGNORECASE)
 _RANGE_START = re.compile(r"\b(?:from|between)\s+", re.IGNORECASE)
 _RANGE_SEPARATOR = re.compile(r"\s*(?:to|until|till|through|and|-{1,2}|–|—)\s*", re.IGNORECASE)
+# Time spent on something else than the incident: "Investigation Time: ~6 hours".
+_OTHER_TIME = re.compile(
+    r"\b(investigat\w*|detect\w*|debug\w*|analysis|review|meeting|response)\s*(time|took|"
+    r"lasted)?\s*:?\s*(about |approximately |~)?$",
+    re.IGNORECASE,
+)
 _ELSEWHERE = re.compile(
     r"\b(previous(ly)?|last time|earlier incident|once before|in the past)\b", re.I
 )
@@ -142,6 +148,8 @@ def stated_durations(
             unit_text = match.group(2).lower() if pattern is _SIMPLE else ""
             if unit_text == "m" or (unit_text in ("d", "w", "h") and " " in match.group(0)):
                 continue  # "42m" is a log line's age, "5 m" metres, more often than minutes
+            if _OTHER_TIME.search(before):
+                continue
             if _NOT_LENGTH.search(before) and not _LENGTH_LEAD.search(before):
                 continue
             if not (_LENGTH_LEAD.search(before) or _AFTER_OK.match(after)):

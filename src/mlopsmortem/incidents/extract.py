@@ -92,7 +92,10 @@ def _prose(sentence: Sentence) -> bool:
 
 
 def _negated(sentence: str, position: int) -> bool:
-    return bool(NEGATION.search(sentence[max(0, position - _NEGATION_WINDOW) : position]))
+    """A negation or a plan in the cue's own clause, within a few words before it."""
+    window = sentence[max(0, position - _NEGATION_WINDOW) : position]
+    clause = re.split(r"[;,:—–]| but | and then ", window)[-1]
+    return bool(NEGATION.search(clause))
 
 
 def _clean(text: str) -> str:
