@@ -40,6 +40,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m bench.real
+	$(BIN)/python -m bench.incidents
 	$(BIN)/python -m bench.quality
 	$(BIN)/python -m bench.extract
 	$(BIN)/python -m bench.tagging
