@@ -33,6 +33,7 @@ from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Response
 
 from mlopsmortem.errors import ModelError, NotFoundError, SearchError
+from mlopsmortem.search.cards import trigger_label
 from mlopsmortem.web.feeds import (
     CONTENT_TYPE,
     FEED_LIMIT,
@@ -55,6 +56,7 @@ from mlopsmortem.web.params import (
     parse_params,
 )
 from mlopsmortem.web.queries import embed_first, execute, library_connection, library_db
+from mlopsmortem.web.results import detection_phrase, duration_phrase
 from mlopsmortem.web.state import State, can_view, visible_state
 
 SITE = "mlopsmortem"
@@ -206,9 +208,16 @@ async def tag_feed(datasette, request):
 
 
 def _describe(params: Params) -> str:
+    """The feed's title after the site's name: the query, then each filter value, e.g.
+    "stories, component kafka, trigger expiry, detected by an alert, lasting < 1 h or 1–6 h"."""
     parts = [f"“{params.q}” ({params.mode})"] if params.q else ["stories"]
     for name in ("component", "impact", "source", "link_status"):
         parts.extend(f"{name.replace('_', ' ')} {v}" for v in getattr(params, name))
+    parts.extend(f"trigger {trigger_label(v.lower())}" for v in params.trigger)
+    if params.detection:  # alternatives, as the search page's heading says them
+        parts.append(detection_phrase(params.detection))
+    if params.duration:
+        parts.append(duration_phrase(params.duration))
     if params.since is not None:
         parts.append(f"since {params.since}")
     return ", ".join(parts)

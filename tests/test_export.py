@@ -28,11 +28,14 @@ from tests.support.export_kb import (
     build_kb,
     vector,
 )
+from tests.test_export_cards import CARD_PROSE, add_cards
 
 
 @pytest.fixture
 def kb(db):
-    return build_kb(db)
+    kb = build_kb(db)
+    add_cards(db, kb["ids"])  # incident cards too: every export below carries them
+    return kb
 
 
 def read_back(path: Path, fmt: str, columns: list[dict]) -> list[dict]:
@@ -201,7 +204,7 @@ def test_two_exports_are_byte_identical(db, kb, settings, tmp_path, fmt):
     export_dataset(db, settings, fmt, second, with_embeddings=True)
     names = sorted(p.name for p in first.iterdir())
     assert names == sorted(p.name for p in second.iterdir())
-    assert len(names) == 9  # 6 tables, embeddings, datasheet, manifest
+    assert len(names) == 12  # 6 tables, 3 of incident cards, embeddings, datasheet, manifest
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     # exporting again into the same directory rewrites the same bytes
@@ -236,7 +239,7 @@ def test_no_text_leaves_out_every_prose_column(db, kb, settings, tmp_path, fmt):
         assert actual == declared, f["name"]
     for path in out.iterdir():
         data = path.read_bytes()
-        for phrase in PROSE:
+        for phrase in (*PROSE, *CARD_PROSE):
             assert phrase.encode() not in data, (path.name, phrase)
     # metadata, tags and embeddings are all still there
     assert {r["id"] for r in tables["passages"]} == {1, 2, 3, 4, 5}
@@ -323,7 +326,7 @@ def test_reexport_drops_stale_files_and_keeps_foreign_ones(db, kb, settings, tmp
 def test_empty_database_exports_empty_files(db, settings, tmp_path):
     out = tmp_path / "out"
     manifest = export_dataset(db, settings, "parquet", out, with_embeddings=True)
-    assert [f.rows for f in manifest.files] == [0] * 6
+    assert [f.rows for f in manifest.files] == [0] * 9
     assert pq.read_table(out / "stories.parquet").num_rows == 0
     assert "none yet" in (out / "datasheet.md").read_text()
 

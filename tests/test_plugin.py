@@ -266,6 +266,10 @@ async def test_search_json_documented_fields(ds) -> None:
         "highlights",
         "passage_id",
         "matched_by",
+        "summary",
+        "triggers",
+        "detection",
+        "duration_minutes",
         "story_url",
         "similar_url",
     }

@@ -99,6 +99,9 @@ class Hit:
         self.url = "https://example.com/post"
         self.components = ["dns"]
         self.impacts: list[str] = []
+        self.triggers = ["expiry"]
+        self.detection = "alert"
+        self.duration_minutes = 125.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id}
@@ -128,6 +131,15 @@ def test_hit_links_equal_datasettes_url_builders(datasette, story_id) -> None:
     view = hit_view(datasette, state, Hit(story_id), None)
     assert view["story_url"] == data["story_url"]
     assert view["similar_url"] == datasette.urls.path(f"-/similar/{quoted}")
+    # the card's fields in words, and a trigger chip that starts a search by that trigger
+    assert (view["detection_label"], view["duration_text"]) == ("found by an alert", "2 h 5 min")
+    trigger = next(c for c in view["chips"] if c["kind"] == "trigger")
+    assert trigger == {
+        "kind": "trigger",
+        "value": "expiry",
+        "label": "expiry",
+        "url": datasette.urls.path("-/search") + "?trigger=expiry",
+    }
 
 
 def test_json_responses_carry_their_length(datasette) -> None:

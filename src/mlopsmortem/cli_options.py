@@ -11,7 +11,8 @@ from typing import Any, Protocol, TypeVar
 
 import click
 
-from mlopsmortem.errors import MlopsmortemError
+from mlopsmortem.errors import MlopsmortemError, SearchError
+from mlopsmortem.incidents.types import DETECTIONS, DURATION_BAND_LABELS, TRIGGERS
 from mlopsmortem.settings import Settings, default_db_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,6 +72,21 @@ def _since_year(ctx: click.Context, param: click.Parameter, value: int | None) -
     return value
 
 
+def _card_ids(kind: str) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], Any]:
+    """A callback checking --trigger, --detection or --duration values against their fixed
+    vocabulary, before any database is opened: an unknown id is a usage error listing them."""
+
+    def check(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+        from mlopsmortem.search.filters import card_filter_values
+
+        try:
+            return tuple(card_filter_values(kind, values))
+        except SearchError as err:
+            raise click.BadParameter(str(err)) from err
+
+    return check
+
+
 def filter_options(fn: F) -> F:
     @click.option("--component", "components", multiple=True, help="Only stories with this tag.")
     @click.option("--impact", "impacts", multiple=True, help="Only stories with this impact.")
@@ -83,6 +99,31 @@ def filter_options(fn: F) -> F:
     )
     @click.option("--source", "sources", multiple=True, help="Only stories from this list.")
     @click.option("--link-status", multiple=True, help="live, dead, archived, ...")
+    @click.option(
+        "--trigger",
+        "triggers",
+        multiple=True,
+        metavar="ID",
+        callback=_card_ids("trigger"),
+        help=f"Only stories set off by this (repeated: by each): {', '.join(TRIGGERS)}.",
+    )
+    @click.option(
+        "--detection",
+        "detections",
+        multiple=True,
+        metavar="ID",
+        callback=_card_ids("detection"),
+        help=f"Only stories first noticed this way (repeated: any): {', '.join(DETECTIONS)}.",
+    )
+    @click.option(
+        "--duration",
+        "durations",
+        multiple=True,
+        metavar="BAND",
+        callback=_card_ids("duration"),
+        help=f"Only incidents that lasted this long (repeated: any): "
+        f"{', '.join(DURATION_BAND_LABELS)}.",
+    )
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)

@@ -29,6 +29,9 @@ def search(
     since: int | None,
     sources: tuple[str, ...],
     link_status: tuple[str, ...],
+    triggers: tuple[str, ...],
+    detections: tuple[str, ...],
+    durations: tuple[str, ...],
     limit: int,
     as_json: bool,
 ) -> None:
@@ -49,6 +52,9 @@ def search(
         since=since,
         sources=sources,
         link_status=link_status,
+        triggers=triggers,
+        detections=detections,
+        durations=durations,
         limit=limit,
     )
     print_hits(hits, as_json, quiet=settings.quiet, mode=mode)

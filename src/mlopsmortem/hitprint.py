@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from mlopsmortem.search.cards import card_line
 from mlopsmortem.search.types import StoryHit
 
 
@@ -31,9 +32,10 @@ def words_line(hits: Sequence[StoryHit], mode: str | None) -> str | None:
 def print_hits(
     hits: Sequence[StoryHit], as_json: bool, *, quiet: bool = False, mode: str | None = None
 ) -> None:
-    """JSON for programs; for people, one block per story with the matched words highlighted,
-    under a line saying when results of a `mode` search lack the query's words. Wrapped to
-    the terminal's width on a terminal only: piped, each line is whole."""
+    """JSON for programs; for people, one block per story with the matched words highlighted
+    and a line of its incident card (triggers, detection, duration) when it knows any, under a
+    line saying when results of a `mode` search lack the query's words. Wrapped to the
+    terminal's width on a terminal only: piped, each line is whole."""
     if as_json:
         click.echo(json.dumps([hit.to_dict() for hit in hits], indent=2, ensure_ascii=False))
         return
@@ -60,6 +62,9 @@ def print_hits(
         tags = [*hit.components, *hit.impacts]
         if tags:
             console.print(Text("   " + " · ".join(tags), style="magenta"))
+        card = card_line(hit.triggers, hit.detection, hit.duration_minutes)
+        if card:
+            console.print(Text("   " + card, style="green"))
         snippet = Text("   " + hit.snippet)
         for start, end in hit.highlights:
             snippet.stylize("bold yellow", start + 3, end + 3)

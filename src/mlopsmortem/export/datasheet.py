@@ -87,14 +87,18 @@ def datasheet_markdown(manifest: dict[str, Any]) -> str:
         "Public write-ups of failures — postmortems, incident reports, talks — about machine "
         "learning systems and the infrastructure under them, as named by curated link lists. "
         "Each story has the lists' own description of it, the state of its link, the text of "
-        "its page split into passages, and component and impact tags.",
+        "its page split into passages, component and impact tags, and an incident card: what "
+        "happened, what set it off, how it was found, how long it lasted and how it was fixed, "
+        "each field taken from the story's own text with its evidence (unknown stays unknown).",
         "",
     ]
     if no_text:
         lines += [
             "**This is a metadata-only export (`--no-text`).** It has no page text, no passages' "
-            "text, no tag evidence and none of the lists' summaries or entry texts: only ids, "
-            "titles, classifications, link states, tags and (if included) embeddings.",
+            "text, no tag evidence, none of the incident cards' sentences, timeline events or "
+            "quotes and none of the lists' summaries or entry texts: only ids, titles, "
+            "classifications, link states, tags, the cards' triggers, detection, times and "
+            "durations and (if included) embeddings.",
             "",
         ]
     lines += ["## Files", "", "| file | rows | description | sha256 |", "|---|---:|---|---|"]
@@ -115,6 +119,10 @@ def datasheet_markdown(manifest: dict[str, Any]) -> str:
     lines += _count_table("link status", counts["by_link_status"])
     lines += _count_table("component", counts["by_component"])
     lines += _count_table("impact", counts["by_impact"])
+    lines += [f"{counts['incident_cards']} stories have an incident card.", ""]
+    lines += _count_table("trigger", counts["cards_by_trigger"])
+    lines += _count_table("detection", counts["cards_by_detection"])
+    lines += _count_table("duration band", counts["cards_by_duration_band"])
     if counts["tags_by_method"]:
         lines += ["| tags (kind/method) | tags |", "|---|---:|"]
         lines += [f"| {_md(k)} | {v} |" for k, v in counts["tags_by_method"].items()]
@@ -126,7 +134,9 @@ def datasheet_markdown(manifest: dict[str, Any]) -> str:
         "id, fetches every page (respecting robots.txt, with a per-host delay, refusing private "
         "addresses), falls back to the Internet Archive for dead links, extracts the main text, "
         "splits it into passages, tags components and impacts (the lists' own hand tags, rules "
-        "over a taxonomy, and semantic similarity) and embeds the passages.",
+        "over a taxonomy, and semantic similarity), reads an incident card out of each text "
+        "(its own sentences and timeline lines, found by section and word cues: nothing is "
+        "generated) and embeds the passages.",
         "",
         "| list | location | format | last read | ETag | Last-Modified | content sha256 | status |",
         "|---|---|---|---|---|---|---|---|",

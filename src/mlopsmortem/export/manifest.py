@@ -137,6 +137,32 @@ def _counts(db: sqlite_utils.Database) -> dict[str, Any]:
             (f"{r['kind']}/{r['method']}", r["n"])
             for r in db.query("SELECT kind, method, COUNT(*) AS n FROM tags GROUP BY kind, method")
         ),
+        **_card_counts(db),
+    }
+
+
+def _card_counts(db: sqlite_utils.Database) -> dict[str, Any]:
+    """How many stories have an incident card, and the cards by trigger, detection and
+    duration band (unknowns counted as "unknown")."""
+    triggers: Counter[str] = Counter()
+    for row in db.query("SELECT triggers FROM incident_cards"):
+        triggers.update(set(json_list(row["triggers"]) or []))
+    return {
+        "incident_cards": next(db.query("SELECT COUNT(*) AS n FROM incident_cards"))["n"],
+        "cards_by_trigger": _count_by(triggers.items()),
+        "cards_by_detection": _count_by(
+            (r["v"] or "unknown", r["n"])
+            for r in db.query(
+                "SELECT detection AS v, COUNT(*) AS n FROM incident_cards GROUP BY detection"
+            )
+        ),
+        "cards_by_duration_band": _count_by(
+            (r["v"] or "unknown", r["n"])
+            for r in db.query(
+                "SELECT duration_band AS v, COUNT(*) AS n FROM incident_cards"
+                " GROUP BY duration_band"
+            )
+        ),
     }
 
 

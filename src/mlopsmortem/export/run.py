@@ -10,15 +10,17 @@ fixed-size lists of float32), so they load with pyarrow, `datasets.load_dataset(
 `json` or `csv` without any mlopsmortem code.
 
 `--no-text` leaves out every column of free-form prose, whoever wrote it: page text,
-passages, tag evidence (a quote from a page) and also the lists' own summaries and entry
-texts, which are as much their authors' writing as a blog post is. Titles, publishers,
-sections and the lists' short involved/impact items stay: they identify and classify a story
-rather than tell it; a title a list format built from the summary (danluu's "Org: first
+passages, tag evidence (a quote from a page), the incident cards' summaries, root causes,
+resolutions, action items, timeline events and evidence quotes, and also the lists' own
+summaries and entry texts, which are as much their authors' writing as a blog post is.
+Titles, publishers, sections, the lists' short involved/impact items and the cards' ids
+(triggers, detection), times and durations stay: they identify and classify a story rather
+than tell it; a title a list format built from the summary (danluu's "Org: first
 sentence") keeps only its link text (`tables.title_without_summary`).
 
-This module runs an export; what each file holds is in `export.tables`, how it is written in
-`export.writers`, and manifest.json and datasheet.md come from `export.manifest` and
-`export.datasheet`.
+This module runs an export; what each file holds is in `export.tables` (the incident cards'
+files in `export.cards`), how it is written in `export.writers`, and manifest.json and
+datasheet.md come from `export.manifest` and `export.datasheet`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sqlite_utils
 
 from mlopsmortem.crawl.history import open_existing_db
 from mlopsmortem.errors import MlopsmortemError
+from mlopsmortem.export.cards import CARD_TABLES
 from mlopsmortem.export.datasheet import datasheet_markdown
 from mlopsmortem.export.manifest import DATASHEET_NAME, MANIFEST_NAME, ExportedFile, ExportManifest
 from mlopsmortem.export.tables import (
@@ -100,7 +103,7 @@ def export_dataset(
     db.conn.commit()
     db.conn.execute("BEGIN")
     try:
-        tables = list(BASE_TABLES) + (embedding_tables(db) if with_embeddings else [])
+        tables = [*BASE_TABLES, *CARD_TABLES, *(embedding_tables(db) if with_embeddings else [])]
         with progress_bar("exporting", quiet=settings.quiet) as bar:
             bar.start(len(tables))
             for table in tables:

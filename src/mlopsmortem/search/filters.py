@@ -1,5 +1,6 @@
-"""Search filters: the SQL condition on `stories s` for components, impacts, year, sources and
-link status, with the requested values checked against those in the database."""
+"""Search filters: the SQL condition on `stories s` for components, impacts, year, sources, link
+status and the incident card's triggers, detection and duration band, with the requested values
+checked against those in the database (or, for the card's fixed vocabularies, against those)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mlopsmortem.errors import SearchError
+from mlopsmortem.incidents.types import DETECTIONS, DURATION_BANDS, TRIGGERS
+from mlopsmortem.search.cards import CARDS_TABLE, has_cards
 
 LINK_STATUSES: tuple[str, ...] = (
     "live",
@@ -31,11 +34,19 @@ def _as_tuple(values: str | Iterable[str] | None) -> tuple[str, ...]:
 _JSON_ARRAY = "CASE WHEN json_valid({col}) THEN {col} ELSE '[]' END"
 
 
-def _canonical(kind: str, requested: Sequence[str], valid: Iterable[str]) -> list[str]:
+DURATION_BAND_IDS: tuple[str, ...] = tuple(band for band, _label, _upper in DURATION_BANDS)
+
+
+def _canonical(
+    kind: str, requested: Sequence[str], valid: Iterable[str], *, ordered: bool = False
+) -> list[str]:
+    """The requested values as `valid` spells them (any case); SearchError listing the valid
+    values (sorted, or in their own order when `ordered`) if one is unknown."""
     by_lower = {v.lower(): v for v in valid if v}
     unknown = [r for r in requested if r.lower() not in by_lower]
     if unknown:
-        choices = ", ".join(sorted(by_lower.values(), key=str.lower)) or "(none yet)"
+        names = list(by_lower.values()) if ordered else sorted(by_lower.values(), key=str.lower)
+        choices = ", ".join(names) or "(none yet)"
         names = ", ".join(repr(u) for u in unknown)
         raise SearchError(f"unknown {kind} {names}; valid values: {choices}")
     return [by_lower[r.lower()] for r in requested]
@@ -49,12 +60,17 @@ def story_filter_sql(
     since: int | None = None,
     sources: str | Iterable[str] = (),
     link_status: str | Iterable[str] = (),
+    triggers: str | Iterable[str] = (),
+    detections: str | Iterable[str] = (),
+    durations: str | Iterable[str] = (),
 ) -> tuple[str, list[Any]]:
     """A WHERE condition on `stories s` for live stories passing every filter, with params.
 
-    Every requested component and impact must be present (AND); sources and link statuses are
-    alternatives (OR: a story has one link status). Values are matched case-insensitively
-    against those in the database; an unknown one raises SearchError listing the valid ones."""
+    Every requested component, impact and trigger must be present (AND: a story has several);
+    sources, link statuses, detections and duration bands are alternatives (OR: a story has one
+    link status, one detection, one duration). Values are matched case-insensitively against
+    those in the database (triggers, detections and bands against their fixed vocabularies of
+    mlopsmortem.incidents.types); an unknown one raises SearchError listing the valid ones."""
     clauses = ["s.removed_at IS NULL"]
     params: list[Any] = []
     for kind, column, values in (
@@ -109,4 +125,54 @@ def story_filter_sql(
             f" AND pg.link_status IN ({','.join('?' * len(wanted))}))"
         )
         params.extend(wanted)
+    card_clauses, card_params = _card_filter_sql(conn, triggers, detections, durations)
+    clauses.extend(card_clauses)
+    params.extend(card_params)
     return " AND ".join(clauses), params
+
+
+_CARD_TRIGGERS = _JSON_ARRAY.format(col="ic.triggers")
+CARD_VOCABULARIES: dict[str, tuple[tuple[str, ...], bool]] = {  # kind: (ids, listed in order)
+    "trigger": (tuple(TRIGGERS), False),
+    "detection": (tuple(DETECTIONS), True),
+    "duration": (DURATION_BAND_IDS, True),
+}
+
+
+def card_filter_values(kind: str, values: str | Iterable[str] | None) -> list[str]:
+    """Requested trigger, detection or duration-band ids (kind "trigger", "detection",
+    "duration") as their vocabulary spells them; SearchError listing the valid ids if one is
+    unknown. Needs no database: the CLI checks its options with it."""
+    valid, ordered = CARD_VOCABULARIES[kind]
+    return _canonical(kind, _as_tuple(values), valid, ordered=ordered)
+
+
+def _card_filter_sql(
+    conn: sqlite3.Connection,
+    triggers: str | Iterable[str],
+    detections: str | Iterable[str],
+    durations: str | Iterable[str],
+) -> tuple[list[str], list[Any]]:
+    """The conditions on the story's incident card: each trigger present (AND), one of the
+    detections and one of the duration bands (OR). A story without a card passes none."""
+    wanted_triggers = card_filter_values("trigger", triggers)
+    wanted_detections = card_filter_values("detection", detections)
+    wanted_bands = card_filter_values("duration", durations)
+    if not (wanted_triggers or wanted_detections or wanted_bands):
+        return [], []
+    if not has_cards(conn):  # a knowledge base from before the cards: no story has one
+        return ["0"], []
+    card = f"SELECT 1 FROM {CARDS_TABLE} ic WHERE ic.story_id = s.id"
+    clauses: list[str] = []
+    params: list[Any] = []
+    for trigger in wanted_triggers:
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM {CARDS_TABLE} ic, json_each({_CARD_TRIGGERS}) j"
+            " WHERE ic.story_id = s.id AND j.value = ?)"
+        )
+        params.append(trigger)
+    for column, wanted in (("detection", wanted_detections), ("duration_band", wanted_bands)):
+        if wanted:
+            clauses.append(f"EXISTS ({card} AND ic.{column} IN ({','.join('?' * len(wanted))}))")
+            params.extend(wanted)
+    return clauses, params

@@ -28,6 +28,7 @@ import sqlite_utils
 
 from mlopsmortem.errors import NotFoundError, SearchError
 from mlopsmortem.passages.embed import model_key
+from mlopsmortem.search.cards import NO_CARD, card_fields
 from mlopsmortem.search.filters import story_filter_sql
 from mlopsmortem.search.fusion import fuse_stories
 from mlopsmortem.search.keyword import (
@@ -139,9 +140,11 @@ def _hydrate(
         )
     }
     spans = highlight_spans(conn, match, texts) if match else {}
+    cards = card_fields(conn, story_ids)
     hits = []
     for offset, c in enumerate(candidates):
         row = stories[c.story_id]
+        card = cards.get(c.story_id, NO_CARD)
         passage_id = passage_of[c.story_id]
         text = texts.get(passage_id, "") if passage_id is not None else ""
         snippet, highlights = make_snippet(text, spans.get(passage_id or -1, []))
@@ -164,6 +167,10 @@ def _hydrate(
                 highlights=highlights,
                 passage_id=passage_id,
                 matched_by=c.matched_by,
+                summary=card.summary,
+                triggers=card.triggers,
+                detection=card.detection,
+                duration_minutes=card.duration_minutes,
             )
         )
     return hits
@@ -202,6 +209,9 @@ def search(
     since: int | None = None,
     sources: str | Iterable[str] = (),
     link_status: str | Iterable[str] = (),
+    triggers: str | Iterable[str] = (),
+    detections: str | Iterable[str] = (),
+    durations: str | Iterable[str] = (),
     limit: int = 10,
     offset: int = 0,
     index: VectorIndex | None = None,
@@ -214,7 +224,9 @@ def search(
     story matched + -bm25/(1 + -bm25) of its best passage); "semantic" by the cosine of the best
     passage (score = cosine); "hybrid" (default) by reciprocal rank fusion of the two story
     rankings (score = sum of weighted 1/(tuning.rrf_k + rank), mlopsmortem.search.fusion).
-    Filters apply in every mode; results are stories.
+    Filters apply in every mode (mlopsmortem.search.filters: components, impacts and triggers
+    AND, the others OR); results are stories, each with its incident card's summary, triggers,
+    detection and duration (mlopsmortem.search.cards).
     `index` defaults to the process-wide `vector_index(db, settings.model_name)`; `timings`,
     when given, receives seconds per stage (filters, embed, refresh, scan, keyword, fusion,
     hydrate). Raises SearchError on an empty or over-long query, an unknown mode or filter
@@ -235,6 +247,9 @@ def search(
         since=since,
         sources=sources,
         link_status=link_status,
+        triggers=triggers,
+        detections=detections,
+        durations=durations,
     )
     if limit == 0:
         return []

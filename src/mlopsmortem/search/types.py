@@ -59,11 +59,17 @@ class StoryHit:
     highlights: tuple[tuple[int, int], ...]  # [start, end) offsets into snippet
     passage_id: int | None
     matched_by: Literal["keyword", "semantic", "both"]
+    # the story's incident card (mlopsmortem.search.cards): unknown is None, or () for triggers
+    summary: str | None = None
+    triggers: tuple[str, ...] = ()
+    detection: str | None = None
+    duration_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["components"] = list(self.components)
         data["impacts"] = list(self.impacts)
+        data["triggers"] = list(self.triggers)
         data["highlights"] = [list(h) for h in self.highlights]
         return data
 

@@ -20,7 +20,8 @@ MAX_OFFSET = 1000
 SINCE_YEARS = (1900, 9999)  # a four-digit year
 MAX_FILTER_VALUES = 20
 MAX_FILTER_CHARS = 200
-FILTERS = ("component", "impact", "source", "link_status")  # repeatable parameters
+# repeatable parameters; the last three are the incident card's (trigger, detection, band ids)
+FILTERS = ("component", "impact", "source", "link_status", "trigger", "detection", "duration")
 SEARCH_N_ARG = "sn"  # the search's page size, in the links of pages that have an `n` of their own
 # Control characters no query or filter value has a use for (tab and line breaks, which a
 # pasted error message may hold, are whitespace). A NUL would reach FTS5 as an unterminated
@@ -54,22 +55,34 @@ class Params:
     impact: list[str] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
     link_status: list[str] = field(default_factory=list)
+    trigger: list[str] = field(default_factory=list)
+    detection: list[str] = field(default_factory=list)
+    duration: list[str] = field(default_factory=list)
     since: int | None = None
     n: int = DEFAULT_N
     offset: int = 0
     facets: bool = False
 
     def filters(self) -> dict[str, Any]:
+        """The filters as the library's keyword arguments (search, story_filter_sql)."""
         return {
             "components": self.component,
             "impacts": self.impact,
             "since": self.since,
             "sources": self.source,
             "link_status": self.link_status,
+            "triggers": self.trigger,
+            "detections": self.detection,
+            "durations": self.duration,
         }
 
     def has_filters(self) -> bool:
         return self.since is not None or any(getattr(self, name) for name in FILTERS)
+
+    def browsing(self) -> bool:
+        """Filters without a query: the stories passing them, newest first
+        (mlopsmortem.search.browse), instead of a search."""
+        return not self.q and self.has_filters()
 
     def pairs(self, **changes: Any) -> list[tuple[str, str]]:
         """Query-string pairs of these parameters (defaults left out), with changes applied."""

@@ -1,7 +1,8 @@
 """What the plugin's pages run on Datasette's connections to the knowledge base.
 
-Library calls (`mlopsmortem.search.run`) and the pages' own queries (facet counts, story
-details) run through `datasette.get_database(...).execute_fn`, on Datasette's SQL threads,
+Library calls (`mlopsmortem.search.run`, `mlopsmortem.search.browse`) and the pages' own
+queries (facet counts, in `mlopsmortem.web.facets`; story details) run through
+`datasette.get_database(...).execute_fn`, on Datasette's SQL threads,
 under the plugin's time limit and on plain tuple rows; a time-limit hit becomes a 503
 `BadRequest`. The warm-up thread started at startup loads the model and vectors ahead of the
 first search.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
@@ -22,15 +22,13 @@ import sqlite_utils
 
 from mlopsmortem.errors import NotFoundError, SearchError
 from mlopsmortem.passages.embed import model_key
-from mlopsmortem.search.filters import story_filter_sql
-from mlopsmortem.search.keyword import stories_containing
+from mlopsmortem.search.browse import browse
 from mlopsmortem.search.run import search, similar
 from mlopsmortem.search.vectors import cached_query_vector, vector_index
-from mlopsmortem.settings import Settings
 from mlopsmortem.web.links import safe_href
 from mlopsmortem.web.model import query_vector
 from mlopsmortem.web.params import BadRequest, Params
-from mlopsmortem.web.state import FACET_RESULTS, State
+from mlopsmortem.web.state import State
 
 T = TypeVar("T")
 SIMILAR_ON_ROW_PAGE = 5  # similar stories shown on a story's row page
@@ -156,122 +154,22 @@ async def run_search(datasette: Any, state: State, params: Params) -> tuple[list
     return hits[: params.n], len(hits) > params.n
 
 
-async def run_facets(datasette: Any, state: State, params: Params) -> dict[str, Any]:
-    def work(conn: sqlite3.Connection) -> dict[str, Any]:
+async def run_browse(datasette: Any, state: State, params: Params) -> tuple[list[Any], bool]:
+    """Filters without a query (`mlopsmortem.search.browse`): (the stories of this page, newest
+    first; whether another page follows). SearchError when no filter is set."""
+
+    def work(conn: sqlite3.Connection) -> list[Any]:
         with library_connection(conn, state.time_limit_ms):
-            return facet_counts(conn, params, settings=state.settings, depth=state.facet_results)
-
-    return await execute(datasette, state, work, what="facet count")
-
-
-_ARRAY = "CASE WHEN json_valid(s.{col}) THEN s.{col} ELSE '[]' END"
-
-
-def _chosen(rows: list[Any], selected: list[str]) -> list[dict[str, Any]]:
-    chosen = {v.lower() for v in selected}
-    return [{"value": r[0], "count": r[1], "selected": r[0].lower() in chosen} for r in rows]
-
-
-def facet_counts(
-    conn: sqlite3.Connection,
-    params: Params,
-    *,
-    settings: Settings | None = None,
-    depth: int = FACET_RESULTS,
-) -> dict[str, list[dict[str, Any]]]:
-    """Counts of live stories per filter value, given the other active filters: of the
-    results a visitor pages through (`facet_scope` says it in words).
-
-    Components and impacts combine with AND, so their counts apply every active filter; a
-    story has one year, one link status and some sources, so those counts leave out their own
-    filter (choosing another value widens or moves the selection). Without a query: every
-    story passing the filters. A keyword search returns only the stories containing its
-    words: its counts are of those. Hybrid and semantic searches rank every story passing the
-    filters (by meaning when not by words), so their counts are of the first `depth` results
-    (the library's `search` with those filters, `settings` required): a value's count is how
-    many of them carry it. That is at most one search more than the page's own, plus one per
-    active year, source or link-status filter (each count leaving its filter out), each
-    bounded by `depth`."""
-    filters = params.filters()
-    ranked = bool(params.q) and params.mode != "keyword"
-    if ranked and settings is None:
-        raise ValueError("facet counts of a hybrid or semantic search need the settings")
-    # found once, passed to each count as a JSON array, instead of each count re-running the
-    # FTS5 query (keyword) or the search (hybrid, semantic; once per set of filters)
-    keyword = stories_containing(conn, params.q) if params.q and not ranked else None
-    searched: dict[str, str] = {}
-
-    def found(applied: dict[str, Any]) -> str | None:
-        if keyword is not None:
-            return json.dumps(keyword)
-        if not ranked:
-            return None
-        key = json.dumps(applied, sort_keys=True, default=list)
-        if key not in searched:
-            hits = search(
+            return browse(
                 library_db(conn),
-                params.q,
-                settings=settings,  # type: ignore[arg-type]  # checked above
-                mode=params.mode,  # type: ignore[arg-type]
-                limit=depth,
-                **applied,
+                settings=state.settings,
+                limit=params.n + 1,
+                offset=params.offset,
+                **params.filters(),
             )
-            searched[key] = json.dumps([h.id for h in hits])
-        return searched[key]
 
-    def where(**drop: Any) -> tuple[str, list[Any]]:
-        applied = {**filters, **drop}
-        clause, args = story_filter_sql(conn, **applied)
-        ids = found(applied)
-        if ids is None:
-            return clause, args
-        return f"{clause} AND s.id IN (SELECT value FROM json_each(?))", [*args, ids]
-
-    out: dict[str, list[dict[str, Any]]] = {}
-    clause, args = where()
-    for name, column, selected in (
-        ("component", "components", params.component),
-        ("impact", "impacts", params.impact),
-    ):
-        rows = conn.execute(
-            f"SELECT j.value, count(DISTINCT s.id) FROM stories s,"
-            f" json_each({_ARRAY.format(col=column)}) j"
-            f" WHERE {clause} AND j.type = 'text' GROUP BY j.value ORDER BY 2 DESC, 1",
-            args,
-        ).fetchall()
-        out[name] = _chosen(rows, selected)
-    clause, args = where(since=None)
-    years = conn.execute(
-        f"SELECT s.year, count(*) FROM stories s WHERE {clause} AND s.year IS NOT NULL"
-        " GROUP BY s.year ORDER BY s.year DESC",
-        args,
-    ).fetchall()
-    running = 0
-    out["since"] = []
-    for year, count in years:
-        running += count
-        out["since"].append(
-            {"value": year, "count": running, "selected": params.since == year, "year_count": count}
-        )
-    clause, args = where(sources=())
-    rows = conn.execute(
-        "SELECT so.name, count(DISTINCT s.id) FROM stories s"
-        " JOIN story_sources ss ON ss.story_id = s.id AND ss.removed_at IS NULL"
-        " JOIN sources so ON so.id = ss.source_id"
-        f" WHERE {clause} AND so.name IS NOT NULL GROUP BY so.name ORDER BY 2 DESC, 1",
-        args,
-    ).fetchall()
-    out["source"] = _chosen(rows, params.source)
-    clause, args = where(link_status=())
-    rows = conn.execute(
-        "SELECT pg.link_status, count(DISTINCT s.id) FROM stories s"
-        " JOIN pages pg ON pg.story_id = s.id"
-        f" WHERE {clause} AND pg.link_status IS NOT NULL"
-        " GROUP BY pg.link_status ORDER BY 2 DESC, 1",
-        args,
-    ).fetchall()
-    out["link_status"] = _chosen(rows, params.link_status)
-    return out
+    hits = await execute(datasette, state, work, what="listing")
+    return hits[: params.n], len(hits) > params.n
 
 
 # --------------------------------------------------------------------------- story row page

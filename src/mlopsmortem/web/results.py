@@ -1,4 +1,5 @@
-"""What the plugin answers: hits as JSON and as template views, facet links, JSON responses.
+"""What the plugin answers: hits as JSON and as template views, facet links, JSON responses,
+and what of the hits' incident cards an actor may see (`visible_cards`).
 
 Every string a template shows is escaped by Jinja except `snippet_marked`, which the library
 escaped already. JSON responses are compact UTF-8 with a Content-Length, and CORS headers when
@@ -8,15 +9,24 @@ Datasette serves with `--cors`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Response
 
+from mlopsmortem.incidents.types import DETECTIONS
+from mlopsmortem.search.cards import (
+    detection_label,
+    duration_band_label,
+    duration_text,
+    trigger_label,
+)
+from mlopsmortem.web.facets import CARD_FACETS
 from mlopsmortem.web.links import safe_href, search_url, similar_path, story_path, with_search_state
 from mlopsmortem.web.params import FILTERS, Params
-from mlopsmortem.web.state import State
+from mlopsmortem.web.state import State, can_view
 
 FACET_TITLES = {
     "component": "Component",
@@ -24,7 +34,20 @@ FACET_TITLES = {
     "since": "Year",
     "source": "Source list",
     "link_status": "Link status",
+    "trigger": "Trigger",
+    "detection": "Detection",
+    "duration": "Duration",
 }
+# how an active filter's value reads (ids otherwise)
+VALUE_LABELS = {
+    "trigger": trigger_label,
+    "detection": detection_label,
+    "duration": duration_band_label,
+}
+
+
+# The JSON answer's `mode` when filters come without a query (mlopsmortem.search.browse).
+BROWSE_MODE = "browse"
 
 
 # orjson's options that keep what json.dumps(data, default=str) accepted: keys that are not
@@ -53,11 +76,38 @@ def error_response(datasette: Any, message: str, status: int) -> Response:
 
 def without_page_text(hits: list[Any]) -> list[Any]:
     """The hits (StoryHit) without their snippets, for an actor who may not read page text
-    (the `passages` table): snippet, marked snippet and highlights empty, no passage id."""
+    (the `passages` table): snippet, marked snippet and highlights empty, no passage id. A hit
+    whose snippet names no passage (a browsed story's list summary, from `stories`) keeps it."""
     return [
-        dataclasses.replace(h, snippet="", snippet_marked="", highlights=(), passage_id=None)
+        h
+        if h.passage_id is None
+        else dataclasses.replace(h, snippet="", snippet_marked="", highlights=(), passage_id=None)
         for h in hits
     ]
+
+
+def without_cards(hits: list[Any]) -> list[Any]:
+    """The hits (StoryHit) without their incident card's fields, for an actor who may not view
+    the `incident_cards` table: no summary, triggers, detection or duration (the unknowns)."""
+    return [
+        dataclasses.replace(h, summary=None, triggers=(), detection=None, duration_minutes=None)
+        for h in hits
+    ]
+
+
+async def visible_cards(
+    datasette: Any, request: Any, state: State, hits: list[Any], facets: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Hits and facets without what comes from the `incident_cards` table (the hits' summary,
+    triggers, detection and duration; the counts by them) unless the actor may view it."""
+    shown = any(
+        h.summary or h.triggers or h.detection or h.duration_minutes is not None for h in hits
+    ) or any(facets.get(name) for name in CARD_FACETS)
+    if not shown:  # nothing of the cards to hide: no permission check (about 0.5 ms) needed
+        return hits, facets
+    if await can_view(datasette, request, state, "incident_cards"):
+        return hits, facets
+    return without_cards(hits), {k: v for k, v in facets.items() if k not in CARD_FACETS}
 
 
 def hit_dict(state: State, hit: Any) -> dict[str, Any]:
@@ -72,15 +122,21 @@ def hit_view(
     datasette: Any, state: State, hit: Any, params: Params | None, back: Params | None = None
 ) -> dict[str, Any]:
     """What the HTML templates need of one hit; every string is escaped by Jinja except
-    `snippet_marked`, which the library already escaped. Tag chips refine the search `params`
-    (a new search without them); the story and similar links carry the search `back`, so the
-    pages they open lead back to it."""
+    `snippet_marked`, which the library already escaped. Tag and trigger chips refine the
+    search `params` (a new search without them); the story and similar links carry the
+    search `back`, so the pages they open lead back to it."""
     view = hit.to_dict()
     view["story_url"] = with_search_state(story_path(state, hit.id), back)
     view["similar_url"] = with_search_state(similar_path(state, hit.id), back)
     view["href"] = safe_href(hit.url)
+    view["detection_label"] = detection_label(hit.detection) if hit.detection else None
+    view["duration_text"] = duration_text(hit.duration_minutes)
     chips = []
-    for kind, values in (("component", hit.components), ("impact", hit.impacts)):
+    for kind, values in (
+        ("component", hit.components),
+        ("impact", hit.impacts),
+        ("trigger", hit.triggers),
+    ):
         for value in values:
             link = None
             if params is not None and value.lower() not in {
@@ -91,7 +147,8 @@ def hit_view(
                 )
             elif params is None:
                 link = search_url(datasette, Params(), **{kind: [value]})
-            chips.append({"kind": kind, "value": value, "url": link})
+            label = trigger_label(value) if kind == "trigger" else value
+            chips.append({"kind": kind, "value": value, "label": label, "url": link})
     view["chips"] = chips
     return view
 
@@ -110,13 +167,17 @@ def search_body(
         "ok": True,
         "database": state.database,
         "query": params.q,
-        "mode": params.mode,
+        # filters alone list the stories passing them, newest first: nothing is ranked
+        "mode": BROWSE_MODE if params.browsing() else params.mode,
         "filters": {
             "component": params.component,
             "impact": params.impact,
             "since": params.since,
             "source": params.source,
             "link_status": params.link_status,
+            "trigger": params.trigger,
+            "detection": params.detection,
+            "duration": params.duration,
         },
         "n": params.n,
         "offset": params.offset,
@@ -157,7 +218,7 @@ def facet_groups(datasette: Any, params: Params, facets: dict[str, Any]) -> list
                 else:
                     kept = [*current, item["value"]]
                 change = {name: kept}
-                label = str(item["value"])
+                label = str(item.get("label") or item["value"])
             entries.append(
                 {
                     **item,
@@ -176,10 +237,11 @@ def active_filters(datasette: Any, params: Params) -> list[dict[str, str]]:
     for name in FILTERS:
         for value in getattr(params, name):
             kept = [v for v in getattr(params, name) if v != value]
+            known = VALUE_LABELS.get(name)
             active.append(
                 {
                     "name": FACET_TITLES[name],
-                    "value": value,
+                    "value": known(value.lower()) if known else value,
                     "url": search_url(datasette, params, offset=0, **{name: kept}),
                 }
             )
@@ -192,3 +254,55 @@ def active_filters(datasette: Any, params: Params) -> list[dict[str, str]]:
             }
         )
     return active
+
+
+# --------------------------------------------------------------------------- filters in words
+
+
+def _either(values: Sequence[str]) -> str:
+    return " or ".join(values)
+
+
+def detection_phrase(detections: Sequence[str]) -> str:
+    """Detection ids in words, any of them: "detected by an alert or someone inside"."""
+    by = [DETECTIONS.get(v.lower(), v).removesuffix(" noticed") for v in detections]
+    return f"detected by {_either(by)}"
+
+
+def duration_phrase(bands: Sequence[str]) -> str:
+    """Duration bands in words, any of them: "lasting < 1 h or 1–6 h"."""
+    return f"lasting {_either([duration_band_label(v.lower()) for v in bands])}"
+
+
+def filter_phrases(params: Params) -> tuple[list[str], list[str]]:
+    """The active filters in words, for a heading or a feed title: (what the stories are
+    "with": each component, impact and trigger (all apply), the link statuses (one applies);
+    the other qualifiers: how they were detected, how long they lasted, the source lists, the
+    year). Values are as typed (components, impacts, sources) or in their vocabulary's words."""
+    with_parts = [f"component {v}" for v in params.component]
+    with_parts += [f"impact {v}" for v in params.impact]
+    with_parts += [f"trigger {trigger_label(v.lower())}" for v in params.trigger]
+    if params.link_status:
+        with_parts.append(f"link status {_either(params.link_status)}")
+    others = []
+    if params.detection:
+        others.append(detection_phrase(params.detection))
+    if params.duration:
+        others.append(duration_phrase(params.duration))
+    if params.source:
+        others.append(f"from the list {_either(params.source)}")
+    if params.since is not None:
+        others.append(f"from {params.since} on")
+    return with_parts, others
+
+
+def browse_heading(params: Params) -> str:
+    """What a page of filters without a query lists, e.g. "Stories with component kafka and
+    impact data-loss", "Stories with trigger expiry, detected by an alert"."""
+    with_parts, others = filter_phrases(params)
+    heading = "Stories"
+    if with_parts:
+        heading += " with " + " and ".join(with_parts)
+    if others:
+        heading += (", " if with_parts else " ") + ", ".join(others)
+    return heading
