@@ -18,7 +18,7 @@ from mlopsmortem.incidents.timeline import find_date, read_timeline, text_year, 
 from mlopsmortem.incidents.types import TRIGGERS, FieldEvidence, IncidentCard
 
 # Bumped whenever a change to this package can change a card: every card is re-derived.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"
 
 # How much a trigger cue counts in each kind of section: narrating sections most, plans for
 # the future (action items) not at all.
@@ -55,6 +55,11 @@ _CAUSAL = re.compile(
     re.IGNORECASE,
 )
 _TIME_TO_RECOVERY = re.compile(r"\btime to (recovery|resolution|resolve|restore)", re.IGNORECASE)
+# A heading run into its paragraph by the page's layout: "Summary Over nine days ...".
+_HEADING_WORD = re.compile(
+    r"^(summary|tl;\s?dr|overview|abstract|incident summary)\s*[:.—–-]?\s+(?=[A-Z0-9])",
+    re.IGNORECASE,
+)
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 _LINK_ONLY = re.compile(r"^[\w\s-]*:?\s*https?://\S+$")
 _CAUSE = re.compile(
@@ -188,7 +193,7 @@ def build_card(
     found_summary = _summary(text, sections)
     if found_summary:
         chosen, method = found_summary
-        summary = " ".join(_clean(s.text) for s in chosen)
+        summary = _HEADING_WORD.sub("", " ".join(_clean(s.text) for s in chosen))
         confidence = 0.9 if method == "summary section" else 0.7
         fields["summary"] = evidence.at(chosen[0].start, method, confidence, chosen[0].text)
 

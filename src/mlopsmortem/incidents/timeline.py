@@ -38,7 +38,8 @@ MONTHS = {
 }
 _MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _TIME = r"(?P<hour>\d{1,2})[:h.](?P<minute>\d{2})(?::\d{2})?\s*(?P<ampm>[ap]\.?m\.?)?"
-_ZONE = r"(?:\s*\(?(?:UTC|GMT|CET|CEST|PST|PDT|EST|EDT|[A-Z]{2,4}T)(?:[+-]\d{1,2})?\)?)?"
+# A time zone is upper case, whole ("14:22 With ..." is a time and a word).
+_ZONE = r"(?:\s*\(?(?-i:UTC|GMT|CET|CEST|PST|PDT|EST|EDT|[A-Z]{1,4}T)(?:[+-]\d{1,2})?\)?\b)?"
 _DATE = (
     r"(?:(?P<iso>\d{4}-\d{2}-\d{2})"
     rf"|(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?{_MONTH}\s+(?P<day>\d{{1,2}})"

@@ -66,6 +66,22 @@ def duration_band(minutes: float | None) -> str | None:
     return DURATION_BANDS[-1][0]
 
 
+def duration_text(minutes: float | None) -> str | None:
+    """A duration for people: "< 1 min", "47 min", "2 h 5 min", "3 d 4 h"; None if unknown."""
+    if minutes is None:
+        return None
+    if minutes < 1:
+        return "< 1 min"
+    whole = round(minutes)
+    if whole < 60:
+        return f"{whole} min"
+    if whole < 24 * 60:
+        hours, rest = divmod(whole, 60)
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    days, hours = divmod(round(whole / 60), 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
 @dataclass(frozen=True)
 class FieldEvidence:
     """Where a card field came from: the passage holding it (None for the list's summary),
