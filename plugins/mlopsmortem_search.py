@@ -1,15 +1,18 @@
 """Datasette plugin: similarity search over the mlopsmortem knowledge base.
 
 Load it with `datasette kb.db --plugins-dir plugins` (or `mlopsmortem serve`). It has no search
-logic of its own: every result comes from `mlopsmortem.search.run.search` / `similar`, and each
-view only parses the request (`mlopsmortem.web.params`), runs its queries on Datasette's SQL
-threads (`mlopsmortem.web.queries`) and renders (`mlopsmortem.web.results`, the templates). What
+logic of its own: every result comes from `mlopsmortem.search.run.search` / `similar` (or, for
+filters without a query, `mlopsmortem.search.browse.browse`), and each view only parses the
+request (`mlopsmortem.web.params`), runs its queries on Datasette's SQL threads
+(`mlopsmortem.web.queries`) and renders (`mlopsmortem.web.results`, the templates). What
 the views share with plugins/mlopsmortem_feeds.py lives in `mlopsmortem.web` (Datasette loads
 each file of --plugins-dir by path as its own module, so plugin files cannot import each other).
 
 Routes
   /-/search                  HTML search page: query, mode, facet filters with counts, paging
   /-/search.json             the same parameters, JSON (see `search_json`)
+                             (filters without q: the stories passing them, newest first,
+                             from `mlopsmortem.search.browse`; JSON `mode` "browse")
   /-/similar/{id}            HTML: the stories nearest to one story
   /-/similar/{id}.json       the same, JSON
   /-/mlopsmortem.css         the stylesheet of the pages above
@@ -32,8 +35,9 @@ Permissions: every route answers only an actor Datasette lets view the `stories`
 its database, then the instance), asked through `datasette.ensure_permissions` on every
 request: `allow` rules in the metadata and permission plugins keep these pages private too.
 What a response draws from another table is shown only to an actor who may view that table
-too (`can_view`): snippets need `passages`; a story page's tags `tags`, its page and history
-`pages` and `page_history`, its lists `story_sources` and `sources`.
+too (`can_view`): snippets need `passages`; a hit's incident-card fields and the counts by
+trigger, detection and duration `incident_cards`; a story page's tags `tags`, its page and
+history `pages` and `page_history`, its lists `story_sources` and `sources`.
 
 Plugin configuration (metadata `plugins: mlopsmortem-search:`), all optional:
   database          name of the database to search (default: the first with a `passages` table)
@@ -59,6 +63,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from mlopsmortem.errors import ModelError, NotFoundError, SearchError
 from mlopsmortem.search.types import MODES
 from mlopsmortem.settings import DEFAULT_MODEL, Settings
+from mlopsmortem.web.facets import run_facets
 from mlopsmortem.web.links import (
     feed_url,
     safe_href,
@@ -80,7 +85,7 @@ from mlopsmortem.web.params import (
 )
 from mlopsmortem.web.queries import (
     execute,
-    run_facets,
+    run_browse,
     run_search,
     similar_stories,
     story_details,
@@ -88,6 +93,7 @@ from mlopsmortem.web.queries import (
 )
 from mlopsmortem.web.results import (
     active_filters,
+    browse_heading,
     error_response,
     facet_groups,
     facet_scope,
@@ -95,6 +101,7 @@ from mlopsmortem.web.results import (
     hit_view,
     json_response,
     search_body,
+    visible_cards,
     without_page_text,
 )
 from mlopsmortem.web.state import (
@@ -223,10 +230,17 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         params = parse_params(request.args, state.settings.max_query_chars)
         if params.q:
             hits, more = await run_search(datasette, state, params)
-            if hits and not await can_view(datasette, request, state, "passages"):
-                hits = without_page_text(hits)
+        elif params.has_filters():  # filters alone: the stories passing them, newest first
+            hits, more = await run_browse(datasette, state, params)
         elif as_json:
-            raise BadRequest("empty query: pass q, e.g. /-/search.json?q=lost+logs")
+            raise BadRequest(
+                "empty query: pass q, e.g. /-/search.json?q=lost+logs, or a filter such as"
+                " component=kubernetes"
+            )
+        if any(h.passage_id is not None for h in hits) and not await can_view(
+            datasette, request, state, "passages"
+        ):
+            hits = without_page_text(hits)
         if not as_json or params.facets:
             try:
                 facets = await run_facets(datasette, state, params)
@@ -234,6 +248,7 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
                 if as_json:
                     raise
                 facets = {}  # too slow: the page still shows the results, without counts
+        hits, facets = await visible_cards(datasette, request, state, hits, facets)
     except BadRequest as exc:
         error, status = str(exc), exc.status
         if not params.q:  # the parameters were refused: keep what was typed in the form
@@ -266,7 +281,11 @@ async def _search(datasette: Any, request: Any, *, as_json: bool) -> Response:
         "next_url": next_url,
         "prev_url": prev_url,
         "first_rank": params.offset + 1,
-        "json_url": search_url(datasette, params, json=True) if params.q else None,
+        "browsing": params.browsing(),
+        "browse_heading": browse_heading(params) if params.browsing() else None,
+        "json_url": search_url(datasette, params, json=True)
+        if params.q or params.browsing()
+        else None,
         # a feed of a refused search would be refused too
         "feed_url": None if error else feed_url(datasette, params),
         "clear_url": search_url(datasette, Params(q=params.q, mode=params.mode)),
@@ -314,6 +333,7 @@ async def similar_view(datasette, request):
         return Response.text(str(exc), status=exc.status)
     if hits and not await can_view(datasette, request, state, "passages"):
         hits = without_page_text(hits)
+    hits, _ = await visible_cards(datasette, request, state, hits, {})
     story["story_url"] = story_path(state, story_id)
     if as_json:
         return json_response(
@@ -427,10 +447,29 @@ def extra_template_vars(template, database, table, view_name, request, datasette
         if len(pks) != 1:
             return {}
         story_id = pks[0]
-        details = await execute(datasette, state, lambda conn: story_details(conn, state, story_id))
+        # the card, the story's facts and the tag rows: mlopsmortem.web.story_page
+        from mlopsmortem.web.explore import taxonomy_at
+        from mlopsmortem.web.story_page import card_view, story_extras, tag_rows
+
+        details, extras = await execute(
+            datasette,
+            state,
+            lambda conn: (story_details(conn, state, story_id), story_extras(conn, story_id)),
+        )
         if details is None:
             return {}
         await _hide_what_the_actor_may_not_view(datasette, request, state, details)
+        search_path = datasette.urls.path("-/search")
+        card = extras.pop("card")
+        if card is not None and await can_view(datasette, request, state, "incident_cards"):
+            timeline = await can_view(datasette, request, state, "incident_timeline")
+            details["card"] = card_view(card, search_path, with_timeline=timeline)
+        else:
+            details["card"] = None
+        details["facts"] = extras
+        taxonomy = taxonomy_at(state.settings.taxonomy_file) if details["tags"] else None
+        names = {i.id: i.name for i in taxonomy.impacts} if taxonomy else {}
+        details["tag_rows"] = tag_rows(details["tags"], search_path, names)
         back = search_state(request.args, state.settings.max_query_chars)
         details["similar"] = [
             hit_view(datasette, state, h, None, back=back) for h in details["similar"]

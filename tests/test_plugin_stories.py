@@ -70,14 +70,14 @@ async def test_story_without_vectors_gets_a_note(ds) -> None:
 async def test_story_row_page_shows_tags_status_history_and_similar(ds) -> None:
     page = await get_html(ds, "/kb/stories/fluentbit")
     assert 'class="mm mm-story"' in page
-    tags = page[page.index('id="tags"') : page.index('id="similar"')]
+    tags = page[page.index('id="tags"') : page.index('id="sources"')]
     assert "our Fluent Bit daemonset kept tailing container log files" in tags
     assert ">logging<" in tags and ">data-loss<" in tags and "0.90" in tags and "rule" in tags
     assert 'href="/-/search?component=logging"' in tags
     history = page[page.index('id="history"') : page.index("<h2>All columns</h2>")]
     assert history.count("<tr>") == 3  # header + two earlier versions
     assert "2024-01-01T00:00:00Z" in history and "mm-status-redirected" in history
-    similar = page[page.index('id="similar"') : page.index('id="history"')]
+    similar = page[page.index('id="similar"') : page.index('id="tags"')]
     assert 'href="/kb/stories/logstash"' in similar
     assert 'href="/-/similar/fluentbit"' in similar
     assert "awesome-mlops-failures" in page  # listed in

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from mlopsmortem import __version__
+from mlopsmortem.cli_incidents import like, show
 from mlopsmortem.cli_options import F, common_options, echo, print_report
 from mlopsmortem.cli_search import search, similar
 from mlopsmortem.extras import require_crawl_extra
@@ -359,6 +360,8 @@ def tag(settings: Settings, rebuild: bool) -> None:
 
 cli.add_command(search)
 cli.add_command(similar)
+cli.add_command(show)
+cli.add_command(like)
 
 
 def main() -> None:

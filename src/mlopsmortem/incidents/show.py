@@ -21,6 +21,7 @@ from mlopsmortem.incidents.types import (
     DURATION_BAND_LABELS,
     TRIGGERS,
     IncidentCard,
+    duration_text,
 )
 
 
@@ -136,22 +137,6 @@ class StoryReport:
                 )
                 lines.append(f"  {s.source}" + (f" ({where})" if where else ""))
         return lines
-
-
-def duration_text(minutes: float | None) -> str | None:
-    """A duration for people: "47 min", "1 h 48 min", "2 d 4 h"; None when unknown."""
-    if minutes is None:
-        return None
-    if minutes < 1:
-        return "under 1 min"
-    total = round(minutes)
-    if total < 60:
-        return f"{total} min"
-    if total < 24 * 60:
-        hours, rest = divmod(total, 60)
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    days, rest = divmod(round(minutes / 60), 24)
-    return f"{days} d {rest} h" if rest else f"{days} d"
 
 
 def card_lines(card: IncidentCard) -> list[str]:
