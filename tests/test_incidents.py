@@ -100,6 +100,7 @@ def test_stamps_alone_on_their_line_take_the_next_lines_and_roll_past_midnight()
         ("- Time to recovery: 84 minutes", 84),
         ("Ingestion was degraded from May 3, 10:00 PM UTC to May 4, 1:30 AM UTC.", 210),
         ("Search results were stale for approximately 2 weeks.", 20160),
+        ("- Duration: 8+ days (Jan 8-15)", 11520),
     ],
 )
 def test_stated_durations_are_read(sentence: str, minutes: float) -> None:

@@ -43,7 +43,7 @@ _UNIT = r"(minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w)\b"
 _COMPOUND = re.compile(
     r"\b(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s*|,\s*)?(\d+)\s*(?:m|mins?|minutes?)\b", re.IGNORECASE
 )
-_SIMPLE = re.compile(rf"\b{_NUMBER}(?:\+|\s*-\s*|\s+)?{_UNIT}", re.IGNORECASE)
+_SIMPLE = re.compile(rf"\b{_NUMBER}(?:\+?\s*|\s*-\s*)?{_UNIT}", re.IGNORECASE)
 _RANGE_START = re.compile(r"\b(?:from|between)\s+", re.IGNORECASE)
 _RANGE_SEPARATOR = re.compile(r"\s*(?:to|until|till|through|and|-{1,2}|–|—)\s*", re.IGNORECASE)
 # Time spent on something else than the incident: "Investigation Time: ~6 hours".
@@ -57,7 +57,8 @@ _ELSEWHERE = re.compile(
 )
 # The sentence speaks of the incident lasting.
 _ABOUT_INCIDENT = re.compile(
-    r"\b(time to (recovery|resolution|resolve|restore|mitigat)|period of|outage|downtime|down|"
+    r"\b(time to (recovery|resolution|resolve|restore|mitigat)|period of|duration|outage|"
+    r"downtime|down|"
     r"incident|lasted|lasting|for (about |approximately |around |roughly |"
     r"over |nearly |almost |~)?\d|unavailab|degrad|disrupt|impact|affected|interruption|"
     r"failed|failing|broken|went unnoticed|errors?|lost|delay|lag)",

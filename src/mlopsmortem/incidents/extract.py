@@ -18,7 +18,7 @@ from mlopsmortem.incidents.timeline import find_date, read_timeline, text_year, 
 from mlopsmortem.incidents.types import TRIGGERS, FieldEvidence, IncidentCard
 
 # Bumped whenever a change to this package can change a card: every card is re-derived.
-EXTRACTOR_VERSION = "2"
+EXTRACTOR_VERSION = "3"
 
 # How much a trigger cue counts in each kind of section: narrating sections most, plans for
 # the future (action items) not at all.
