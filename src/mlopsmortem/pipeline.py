@@ -311,16 +311,17 @@ def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str,
     """Stages after fetching, in order; each is incremental, so an unchanged crawl is cheap.
 
     Passages are synced and embedded before tagging (the semantic tagger reads passage
-    vectors), and once more after it, because a story's card passage names its tags.
-    The report counts each thing once: `passages` is the sync of the stories' texts and cards,
-    `cards` the cards rewritten afterwards to name new tags, and `embed` the passages embedded
+    vectors), and once more after tagging and the incident cards, because a story's card
+    passage names its tags, its incident summary and its triggers. The report counts each
+    thing once: `passages` is the sync of the stories' texts and cards, `cards` the cards
+    rewritten afterwards to name new tags and triggers, and `embed` the passages embedded
     (`embedded`) apart from those cards embedded again (`cards_reembedded`).
     """
     stages: dict[str, dict[str, object]] = {}
     first = sync_passages(db, settings=settings)
     embedded = embed_passages(db, settings)
     stages["tag"], second, again = tag_and_refresh_cards(db, settings)
-    stages["incidents"] = run_incident_cards(db, settings)
+    stages["incidents"] = stages["tag"].pop("incidents")  # type: ignore[assignment]
     stages["passages"] = asdict(first)
     stages["cards"] = {"updated_with_tags": second.inserted + second.updated}
     stages["embed"] = {
@@ -334,8 +335,10 @@ def run_later_stages(db: sqlite_utils.Database, settings: Settings) -> dict[str,
 def tag_and_refresh_cards(
     db: sqlite_utils.Database, settings: Settings, *, rebuild: bool = False
 ) -> tuple[dict[str, object], SyncCounts, EmbedCounts]:
-    """Tag stories, then re-sync and re-embed the card passages that name the new tags."""
+    """Tag stories and derive their incident cards, then re-sync and re-embed the card passages
+    that name the new tags, summaries and triggers (the report's `incidents` entry)."""
     report = asdict(tag_stories(db, settings, rebuild=rebuild))
+    report["incidents"] = run_incident_cards(db, settings, rebuild=rebuild)
     return report, sync_passages(db, settings=settings), embed_passages(db, settings)
 
 
@@ -353,7 +356,6 @@ def run_tag(settings: Settings, *, rebuild: bool) -> dict[str, object]:
     db = open_db(settings.db_path)
     with record_run(db, "tag") as run:
         report, _, _ = tag_and_refresh_cards(db, settings, rebuild=rebuild)
-        report["incidents"] = run_incident_cards(db, settings, rebuild=rebuild)
         run.counts = {k: v for k, v in report.items() if isinstance(v, int)}
     return report
 

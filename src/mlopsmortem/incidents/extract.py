@@ -18,7 +18,7 @@ from mlopsmortem.incidents.timeline import find_date, read_timeline, text_year, 
 from mlopsmortem.incidents.types import TRIGGERS, FieldEvidence, IncidentCard
 
 # Bumped whenever a change to this package can change a card: every card is re-derived.
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 
 # How much a trigger cue counts in each kind of section: narrating sections most, plans for
 # the future (action items) not at all.
@@ -60,6 +60,8 @@ _HEADING_WORD = re.compile(
     r"^(summary|tl;\s?dr|overview|abstract|incident summary)\s*[:.—–-]?\s+(?=[A-Z0-9])",
     re.IGNORECASE,
 )
+# A header of "Key: value" fields ("Investigation Date: ... Status: ..."), not a sentence.
+_METADATA = re.compile(r"^(\W*[A-Z][\w ]{0,25}: \S[^.]{0,80}){2,}")
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 _LINK_ONLY = re.compile(r"^[\w\s-]*:?\s*https?://\S+$")
 _CAUSE = re.compile(
@@ -124,6 +126,8 @@ class _Evidence:
 
 
 def _summary(text: str, sections: list[Section]) -> tuple[list[Sentence], str] | None:
+    """Up to three consecutive prose sentences of the first Summary section (else the lead,
+    else the first paragraph); a header of "Key: value" fields is not prose."""
     for kinds, method in (
         (("summary",), "summary section"),
         (("lead",), "lead"),
@@ -132,12 +136,18 @@ def _summary(text: str, sections: list[Section]) -> tuple[list[Sentence], str] |
         for section in sections:
             if section.kind not in kinds:
                 continue
-            chosen: list[Sentence] = []
+            runs: list[list[Sentence]] = [[]]
             for sentence in sentences(text, section.start, section.end):
-                if not _prose(sentence) or _BULLET.match(sentence.text):
-                    if chosen:
-                        break
-                    continue
+                if _prose(sentence) and not _BULLET.match(sentence.text):
+                    if not _METADATA.search(sentence.text):
+                        runs[-1].append(sentence)
+                elif runs[-1]:
+                    runs.append([])
+            prose = [run for run in runs if run]
+            if not prose:
+                continue
+            chosen: list[Sentence] = []
+            for sentence in prose[0]:
                 if chosen and sum(len(s.text) for s in chosen) + len(sentence.text) > (
                     _SUMMARY_MAX_CHARS
                 ):
@@ -145,8 +155,7 @@ def _summary(text: str, sections: list[Section]) -> tuple[list[Sentence], str] |
                 chosen.append(sentence)
                 if len(chosen) == _SUMMARY_SENTENCES:
                     break
-            if chosen:
-                return chosen, method
+            return chosen, method
     return None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from mlopsmortem.incidents.types import TRIGGERS
 from mlopsmortem.passages.chunking import (
     TokenCounter,
     chunk_text,
@@ -77,7 +78,8 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def card_text(story: Mapping[str, Any], list_tags: ListTags | None = None) -> str:
-    """The card passage of a story: what the lists say about it, one fact per line."""
+    """The card passage of a story, one fact per line: what the lists say about it, then what its
+    incident card adds (the summary and the triggers, when the story has a card)."""
     lines = []
     title = " ".join(str(story.get("title") or story.get("url") or "").split())
     if title:
@@ -92,12 +94,17 @@ def card_text(story: Mapping[str, Any], list_tags: ListTags | None = None) -> st
     summary = " ".join(str(story.get("summary") or "").split())
     if summary:
         lines.append(summary)
+    incident = " ".join(str(story.get("incident_summary") or "").split())
+    if incident and incident.lower() not in summary.lower():
+        lines.append(incident)  # what happened, in the story's own words (incidents/)
     tags = list_tags or ListTags()
+    triggers = [TRIGGERS.get(t, t) for t in _json_list(story.get("incident_triggers"))]
     for label, items in (
         ("Involved", tags.involved),
         ("Impact", tags.impact),
         ("Components", _json_list(story.get("components"))),
         ("Impacts", _json_list(story.get("impacts"))),
+        ("Set off by", triggers),
     ):
         values = _unique(items)
         if values:
@@ -280,9 +287,17 @@ def sync_passages(
                 f"SELECT story_id, text, title FROM documents WHERE story_id IN ({marks})", part
             )
         }
+        cards = {
+            row[0]: {"incident_summary": row[1], "incident_triggers": row[2]}
+            for row in conn.execute(
+                "SELECT story_id, summary, triggers FROM incident_cards"
+                f" WHERE story_id IN ({marks})",
+                part,
+            )
+        }
         with conn:
             for story_id in part:
-                story = stories[story_id]
+                story = {**stories[story_id], **cards.get(story_id, {})}
                 doc_text, doc_title = documents.get(story_id, (None, None))
                 title = story.get("title") or doc_title or story.get("url") or ""
                 wanted = build_passages(
