@@ -96,7 +96,7 @@ def test_browse_lists_the_stories_passing_the_filters_newest_first(cards_db, kb)
     assert ids(hits) == wanted and len(wanted) >= 4
     assert [h.rank for h in hits] == list(range(1, len(wanted) + 1))
     for hit in hits:
-        assert hit.score == 0.0 and hit.highlights == () and hit.matched_by == "keyword"
+        assert hit.score == 0.0 and hit.highlights == () and hit.matched_by == "filters"
     # a year alone is a filter; removed stories are never listed
     assert ids(browse(cards_db, since=2022, limit=50)) == newest_first(lambda s: s.year >= 2022)
     assert "removed" not in ids(browse(cards_db, components="dns", limit=50))

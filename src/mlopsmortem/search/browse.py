@@ -95,8 +95,8 @@ def browse(
     matched case-insensitively). At least one is required: none is the SearchError an empty
     query is. An unknown filter value or a negative limit or offset is a SearchError too.
     `settings` is accepted for symmetry with `search` and not needed (nothing is embedded).
-    Each hit has score 0.0, `matched_by` "keyword" (StoryHit knows no other value for a
-    match without ranking; nothing was searched), no highlights, and as its snippet the
+    Each hit has score 0.0, `matched_by` "filters" (nothing was searched), no highlights,
+    and as its snippet the
     list's summary, else the start of its first text passage (`passage_id` then names it)."""
     filters: dict[str, Any] = {
         "components": components,
@@ -157,7 +157,7 @@ def browse(
                 snippet_marked=mark_snippet(snippet, ()),
                 highlights=(),
                 passage_id=passage_id,
-                matched_by="keyword",
+                matched_by="filters",
                 summary=card.summary,
                 triggers=card.triggers,
                 detection=card.detection,

@@ -58,7 +58,7 @@ class StoryHit:
     snippet_marked: str
     highlights: tuple[tuple[int, int], ...]  # [start, end) offsets into snippet
     passage_id: int | None
-    matched_by: Literal["keyword", "semantic", "both"]
+    matched_by: Literal["keyword", "semantic", "both", "filters"]  # filters: browse, no query
     # the story's incident card (mlopsmortem.search.cards): unknown is None, or () for triggers
     summary: str | None = None
     triggers: tuple[str, ...] = ()
