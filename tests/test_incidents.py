@@ -161,6 +161,23 @@ def test_a_text_that_states_nothing_gets_unknowns_not_guesses() -> None:
     assert card.action_items == () and card.timeline == ()
 
 
+def test_a_summary_of_background_only_reaches_what_went_wrong() -> None:
+    text = (
+        "Ingest stall\n\nSummary\n\nOn Monday we moved the ingest workers to a new node pool. "
+        "The pool uses larger machines with local disks. We planned the move for a month. "
+        "During the afternoon the workers stopped consuming from the queue for two hours. "
+        "We rolled back.\n"
+    )
+    card = build_card("s6", "Ingest stall", text)
+    assert card.summary == (
+        "On Monday we moved the ingest workers to a new node pool. During the afternoon the "
+        "workers stopped consuming from the queue for two hours."
+    )
+    header = "Report\n\nInvestigation Date: 2026-01-16 Status: complete Severity: P0\n\n"
+    card = build_card("s7", "Report", header + "The scorer degraded for a week.\n")
+    assert card.summary == "The scorer degraded for a week."
+
+
 def test_negated_and_planned_cues_do_not_count() -> None:
     text = (
         "Queue stall\n\nSummary\n\nThe worker queue stalled after a deploy of the scheduler "

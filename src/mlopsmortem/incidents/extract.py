@@ -18,7 +18,7 @@ from mlopsmortem.incidents.timeline import find_date, read_timeline, text_year, 
 from mlopsmortem.incidents.types import TRIGGERS, FieldEvidence, IncidentCard
 
 # Bumped whenever a change to this package can change a card: every card is re-derived.
-EXTRACTOR_VERSION = "4"
+EXTRACTOR_VERSION = "5"
 
 # How much a trigger cue counts in each kind of section: narrating sections most, plans for
 # the future (action items) not at all.
@@ -58,6 +58,14 @@ _TIME_TO_RECOVERY = re.compile(r"\btime to (recovery|resolution|resolve|restore)
 # A heading run into its paragraph by the page's layout: "Summary Over nine days ...".
 _HEADING_WORD = re.compile(
     r"^(summary|tl;\s?dr|overview|abstract|incident summary)\s*[:.—–-]?\s+(?=[A-Z0-9])",
+    re.IGNORECASE,
+)
+# Words that say something went wrong.
+_WENT_WRONG = re.compile(
+    r"\b(outage|went down|was down|downtime|fail\w*|errors?|broke|broken|unavailab\w*|"
+    r"degrad\w*|lost|loss|crash\w*|stopped|unable|could not|couldn't|inaccessible|"
+    r"not (working|shipped|available|reachable|accessible)|expired|disrupt\w*|corrupt\w*|"
+    r"compromis\w*|timed out|missing|wrong|deleted|revert\w*|exception|throw\w*)\b",
     re.IGNORECASE,
 )
 # A header of "Key: value" fields ("Investigation Date: ... Status: ..."), not a sentence.
@@ -155,6 +163,12 @@ def _summary(text: str, sections: list[Section]) -> tuple[list[Sentence], str] |
                 chosen.append(sentence)
                 if len(chosen) == _SUMMARY_SENTENCES:
                     break
+            if not any(_WENT_WRONG.search(s.text) for s in chosen):
+                # an opening of background only: its first sentence, then the first one of
+                # the section that says what went wrong
+                later = [s for s in prose[0][len(chosen) :] if _WENT_WRONG.search(s.text)]
+                if later:
+                    chosen = [chosen[0], later[0]]
             return chosen, method
     return None
 
