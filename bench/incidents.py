@@ -12,7 +12,8 @@ it, and 3-6 topic terms a correct summary would contain. Prints:
 * detection: accuracy over the stories whose text states it, and how many of those whose text
   does not were left unknown (an unknown is right there; a guess is wrong);
 * duration: the share of stories that state one whose card is within 10 % (or 5 minutes);
-* summary: the share whose summary contains at least one of the story's topic terms;
+* summary: the share whose summary contains at least one of the story's topic terms, and a
+  reviewer's judgement of each summary (bench/incident_summary_judgements.tsv);
 * each figure for the first 18 articles (whose wording the cues were checked against while
   they were written) and for the other 19 apart, then the coverage of every card field.
 """
@@ -25,11 +26,15 @@ from pathlib import Path
 
 from bench.real import CORPUS, SHARED, build_kb, say
 from mlopsmortem.db import open_db
+from mlopsmortem.incidents.extract import EXTRACTOR_VERSION
 from mlopsmortem.incidents.run import build_cards
 from mlopsmortem.incidents.store import read_cards
 from mlopsmortem.incidents.types import IncidentCard
 
 LABELS = Path(__file__).with_name("incident_labels.tsv")
+# A reviewer's on-topic judgement of each real card summary, made on extractor version 5's.
+JUDGEMENTS = Path(__file__).with_name("incident_summary_judgements.tsv")
+JUDGED_VERSION = "5"
 CHECKED_WHILE_WRITING = 18  # the first 18 labels, in file order
 
 
@@ -125,6 +130,13 @@ def main() -> None:
             for name in groups
         )
         say(f"{column:<16}{cells}")
+    with open(JUDGEMENTS, encoding="utf-8") as handle:
+        judged = [row["on_topic"] for row in csv.DictReader(handle, delimiter="\t")]
+    say(
+        f"summary judged on topic by a reviewer who read each article: "
+        f"{judged.count('yes')}/{len(judged)} (summaries of extractor {JUDGED_VERSION}; "
+        f"now {EXTRACTOR_VERSION})"
+    )
     say("\nfields found, of the 37 articles' cards")
     every = [card or IncidentCard(story_id="") for _, card in pairs]
     for field in (
